@@ -1,0 +1,1 @@
+"""Bytes <-> typed frames. Pure: no clock, no I/O, no randomness."""

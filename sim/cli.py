@@ -1,0 +1,101 @@
+"""The ``cgmsim`` command line (contract: shared/design/cli.md).
+
+Exit codes: 0 success, 1 a requested check failed, 2 bad input or usage (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from protocol.cgms.codecs import codec_for
+from protocol.errors import ProtocolError
+
+EXIT_USAGE = 2
+
+
+class _Cli(click.Group):
+    """Turns every usage or input error into one line on stderr and exit code 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+        try:
+            self.main_checked(*args, **kwargs)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.exceptions.Abort:
+            sys.exit(130)
+        except click.ClickException as error:
+            _fail(error.format_message())
+        except ProtocolError as error:
+            _fail(str(error))
+        sys.exit(0)
+
+    def main_checked(self, *args: Any, **kwargs: Any) -> Any:
+        return super().main(*args, standalone_mode=False, **kwargs)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"cgmsim: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cgmsim")
+def cli() -> None:
+    """Simulate continuous glucose monitor firmware: sensor, CGMS over BLE, receiver."""
+
+
+@cli.command()
+@click.argument("characteristic")
+@click.argument("hex_value", metavar="HEX", nargs=-1, required=True)
+@click.option(
+    "--e2e-crc", is_flag=True, help="Require an E2E-CRC (needed for SOCP frames that carry one)."
+)
+def decode(characteristic: str, hex_value: tuple[str, ...], e2e_crc: bool) -> None:
+    """Decode one CHARACTERISTIC value given as HEX (spaces allowed) and print it as JSON.
+
+    CHARACTERISTIC is a name or UUID: measurement (2aa7), feature (2aa8), status (2aa9),
+    session-start-time (2aaa), session-run-time (2aab), racp (2a52), socp (2aac). A CRC present
+    in the frame is always checked.
+    """
+    codec = codec_for(characteristic)
+    text = "".join(hex_value).replace(" ", "").replace(":", "")
+    try:
+        data = bytes.fromhex(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"not hexadecimal: {' '.join(hex_value)!r}", param_hint="HEX"
+        ) from None
+    click.echo(json.dumps(codec.fields(data, True if e2e_crc else None)))
+
+
+@cli.command()
+@click.argument("characteristic")
+@click.argument("json_value", metavar="JSON")
+@click.option("--e2e-crc", is_flag=True, help="Append an E2E-CRC where the characteristic has one.")
+def encode(characteristic: str, json_value: str, e2e_crc: bool) -> None:
+    """Encode a CHARACTERISTIC value from JSON (the form `decode` prints) and print its hex.
+
+    size, flags and crc are computed; values given for them are ignored.
+    """
+    codec = codec_for(characteristic)
+    try:
+        value = json.loads(json_value)
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(f"not JSON: {error}", param_hint="JSON") from None
+    click.echo(codec.encode(codec.from_fields(value), e2e_crc).hex(" "))
+
+
+@cli.command()
+def demo() -> None:
+    """Encode, decode and print a few readings' frames (a tour of the protocol layer)."""
+    from sim.demo import run
+
+    run()
+
+
+def main() -> NoReturn:
+    cli.main(prog_name="cgmsim")
