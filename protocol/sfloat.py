@@ -138,11 +138,11 @@ def from_json(value: Any, what: str) -> SFloat:
 
 
 class _SFloatAdapter(Adapter):
-    def _decode(self, obj: int, context: Any, path: str) -> SFloat:
+    def _decode(self, obj: int, context: Any, path: str | None) -> SFloat:
         return decode(obj)
 
-    def _encode(self, obj: SFloat, context: Any, path: str) -> int:
-        return encode(obj, path.rsplit(" -> ", 1)[-1])
+    def _encode(self, obj: SFloat, context: Any, path: str | None) -> int:
+        return encode(obj, (path or "SFLOAT").rsplit(" -> ", 1)[-1])
 
 
 SFLOAT = _SFloatAdapter(Int16ul)

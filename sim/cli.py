@@ -79,14 +79,25 @@ def decode(characteristic: str, hex_value: tuple[str, ...], e2e_crc: bool) -> No
 def encode(characteristic: str, json_value: str, e2e_crc: bool) -> None:
     """Encode a CHARACTERISTIC value from JSON (the form `decode` prints) and print its hex.
 
-    size, flags and crc are computed; values given for them are ignored.
+    size, flags and crc are computed. A CRC is appended with --e2e-crc, or when the JSON has a
+    crc value, as `decode` prints for a frame that carried one (so `decode | encode` round-trips).
     """
     codec = codec_for(characteristic)
     try:
         value = json.loads(json_value)
     except json.JSONDecodeError as error:
         raise click.BadParameter(f"not JSON: {error}", param_hint="JSON") from None
-    click.echo(codec.encode(codec.from_fields(value), e2e_crc).hex(" "))
+    crc = e2e_crc or _carries_crc(value)
+    click.echo(codec.encode(codec.from_fields(value), crc).hex(" "))
+
+
+def _carries_crc(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    records = value.get("records")
+    if isinstance(records, list):
+        return any(isinstance(record, dict) and record.get("crc") is not None for record in records)
+    return value.get("crc") is not None
 
 
 @cli.command()

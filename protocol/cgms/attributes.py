@@ -184,8 +184,15 @@ def encode_feature(value: Feature) -> bytes:
     return framing.with_crc(data) if value.e2e_crc else data
 
 
+FEATURE_SIZE = 6
+
+
 def _parse_feature(data: bytes) -> Any:
     title = FEATURE.title
+    if len(data) != FEATURE_SIZE:
+        raise FrameError(
+            title, f"frame has {len(data)} bytes, expected {FEATURE_SIZE} (CRC always present)"
+        )
     parsed = framing.parse(title, FEATURE_FORMAT, data)
     if parsed.features & FeatureFlags.E2E_CRC:
         framing.check_crc(title, data)

@@ -105,7 +105,10 @@ def encode(records: Sequence[MeasurementRecord], e2e_crc: bool = False) -> bytes
 
 
 def _encode_record(record: MeasurementRecord, e2e_crc: bool) -> bytes:
-    value = {
+    flags = record.flags
+    values = {
+        "size": record_size_for_flags(flags, e2e_crc),
+        "flags": flags,
         "glucose": record.glucose,
         "time_offset": framing.require_int(TITLE, "time_offset", record.time_offset, 0, 0xFFFF),
         "status": _octet("status", record.status),
@@ -115,7 +118,10 @@ def _encode_record(record: MeasurementRecord, e2e_crc: bool) -> bytes:
         "quality": record.quality,
         "crc": 0,
     }
-    data = framing.build(TITLE, MEASUREMENT_RECORD, value, e2e_crc=e2e_crc)
+    try:
+        data = _layout(flags, e2e_crc).pack(values)
+    except FrameError as error:  # an SFLOAT that does not fit, named by its field
+        raise FrameError(TITLE, str(error)) from None
     return framing.with_crc(data) if e2e_crc else data
 
 

@@ -78,7 +78,7 @@ def test_encode_examples(value, wire):
 
 @pytest.mark.parametrize("value", [2046e7, -3e12, 1e30])
 def test_encode_out_of_range_names_the_field(value):
-    with pytest.raises(FrameError, match="glucose: .* beyond the SFLOAT range"):
+    with pytest.raises(FrameError, match=r"glucose: .* beyond the SFLOAT range"):
         sfloat.encode(value, "glucose")
 
 
