@@ -8,14 +8,16 @@ discovery, which is what lets tshark map handles to CGM characteristic UUIDs.
 
 Order of the ATT traffic (deterministic): MTU exchange, discovery (services,
 characteristics, descriptors), CCCD writes (0x2AA7 notify, 0x2A52 / 0x2AAC indicate),
-``reads`` (in dict order), ``writes``, ``notifications``, ``indications``, disconnect.
+``reads`` (in dict order; a characteristic given several values is read once per value, the
+server changing the value in between), ``writes``, ``notifications``, ``indications``,
+disconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bumble.controller import Controller
@@ -29,29 +31,46 @@ from bumble.link import LocalLink
 from bumble.snoop import BtSnooper
 from bumble.transport.common import AsyncPipeSink
 
-CGM_SERVICE = 0x181F
-CGM_MEASUREMENT = 0x2AA7
-CGM_FEATURE = 0x2AA8
-CGM_STATUS = 0x2AA9
-CGM_SESSION_START_TIME = 0x2AAA
-CGM_SESSION_RUN_TIME = 0x2AAB
-RACP = 0x2A52
-CGM_SOCP = 0x2AAC
+from protocol.cgms import gatt
 
 _P = Characteristic.Properties
-_READABLE = Characteristic.Permissions.READABLE
-_WRITEABLE = Characteristic.Permissions.WRITEABLE
-# uuid -> (properties, permissions)
-_CHARACTERISTICS: dict[int, tuple[Characteristic.Properties, Characteristic.Permissions]] = {
-    CGM_MEASUREMENT: (_P.NOTIFY, _READABLE),
-    CGM_FEATURE: (_P.READ, _READABLE),
-    CGM_STATUS: (_P.READ, _READABLE),
-    CGM_SESSION_START_TIME: (_P.READ | _P.WRITE, _READABLE | _WRITEABLE),
-    CGM_SESSION_RUN_TIME: (_P.READ, _READABLE),
-    RACP: (_P.WRITE | _P.INDICATE, _WRITEABLE),
-    CGM_SOCP: (_P.WRITE | _P.INDICATE, _WRITEABLE),
+_PERMS = Characteristic.Permissions
+_PROPERTIES = {
+    gatt.Property.READ: _P.READ,
+    gatt.Property.WRITE: _P.WRITE,
+    gatt.Property.NOTIFY: _P.NOTIFY,
+    gatt.Property.INDICATE: _P.INDICATE,
 }
-_SUBSCRIBED = (CGM_MEASUREMENT, RACP, CGM_SOCP)
+_MEASUREMENT = gatt.MEASUREMENT.uuid
+_CONTROL_POINTS = (gatt.RACP.uuid, gatt.SOCP.uuid)
+
+
+def _bumble_properties(
+    char: gatt.Characteristic,
+) -> tuple[Characteristic.Properties, Characteristic.Permissions]:
+    properties = _P(0)
+    for ours, theirs in _PROPERTIES.items():
+        if ours in char.properties:
+            properties |= theirs
+    # Unencrypted permissions: the in-process link does not pair (gatt.Characteristic.encrypted
+    # is about the real sensor, not about what the capture needs).
+    permissions = _PERMS(0)
+    if char.properties & (gatt.Property.READ | gatt.Property.NOTIFY):
+        permissions |= _PERMS.READABLE
+    if gatt.Property.WRITE in char.properties:
+        permissions |= _PERMS.WRITEABLE
+    return properties, permissions
+
+
+# uuid -> (properties, permissions), in the service's declaration order
+_CHARACTERISTICS: dict[int, tuple[Characteristic.Properties, Characteristic.Permissions]] = {
+    char.uuid: _bumble_properties(char) for char in gatt.CHARACTERISTICS
+}
+_SUBSCRIBED = tuple(
+    char.uuid
+    for char in gatt.CHARACTERISTICS
+    if char.properties & (gatt.Property.NOTIFY | gatt.Property.INDICATE)
+)
 _ATT_MTU = 247
 
 
@@ -59,10 +78,15 @@ _ATT_MTU = 247
 class CaptureScript:
     """What happens on the air, in the order documented in the module docstring."""
 
-    reads: dict[int, bytes] = field(default_factory=dict)
+    reads: dict[int, bytes | Sequence[bytes]] = field(default_factory=dict)
     notifications: list[bytes] = field(default_factory=list)
     writes: list[tuple[int, bytes]] = field(default_factory=list)
     indications: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+def _read_values(script: CaptureScript, uuid: int) -> list[bytes]:
+    value = script.reads.get(uuid, ())
+    return [bytes(value)] if isinstance(value, bytes | bytearray) else [bytes(v) for v in value]
 
 
 def _uuid(value: int) -> UUID:
@@ -79,7 +103,7 @@ def _make_device(link: LocalLink, index: int) -> Device:
 def _build_service(script: CaptureScript) -> dict[int, Characteristic[bytes]]:
     characteristics: dict[int, Characteristic[bytes]] = {}
     for uuid, (properties, permissions) in _CHARACTERISTICS.items():
-        value = script.reads.get(uuid, b"")
+        value = next(iter(_read_values(script, uuid)), b"")
         characteristics[uuid] = Characteristic(_uuid(uuid), properties, permissions, value)
     return characteristics
 
@@ -90,7 +114,7 @@ def _validate(script: CaptureScript) -> None:
         raise ValueError(
             f"not a CGM characteristic: {sorted(map(hex, used - set(_CHARACTERISTICS)))}"
         )
-    if any(u not in (RACP, CGM_SOCP) for u, _ in script.indications):
+    if any(u not in _CONTROL_POINTS for u, _ in script.indications):
         raise ValueError("indications are only sent on RACP 0x2A52 and SOCP 0x2AAC")
     values = script.notifications + [v for _, v in script.indications]
     if any(len(v) > _ATT_MTU - 3 for v in values):
@@ -104,7 +128,7 @@ async def _run(snooper: BtSnooper, script: CaptureScript) -> None:
     central.host.snooper = snooper
 
     server_chars = _build_service(script)
-    peripheral.add_service(Service(_uuid(CGM_SERVICE), list(server_chars.values())))
+    peripheral.add_service(Service(_uuid(gatt.CGM_SERVICE), list(server_chars.values())))
 
     await central.power_on()
     await peripheral.power_on()
@@ -120,7 +144,7 @@ async def _run(snooper: BtSnooper, script: CaptureScript) -> None:
     await peer.discover_all()
 
     def client_char(uuid: int) -> CharacteristicProxy[bytes]:
-        found = peer.get_characteristics_by_uuid(_uuid(uuid), _uuid(CGM_SERVICE))
+        found = peer.get_characteristics_by_uuid(_uuid(uuid), _uuid(gatt.CGM_SERVICE))
         if len(found) != 1:
             raise RuntimeError(f"characteristic 0x{uuid:04X} not discovered")
         return found[0]
@@ -141,21 +165,23 @@ async def _run(snooper: BtSnooper, script: CaptureScript) -> None:
     for uuid in _SUBSCRIBED:
         await peer.subscribe(client_char(uuid), make_subscriber(uuid))
 
-    for uuid, expected_value in script.reads.items():
-        if await peer.read_value(client_char(uuid)) != expected_value:
-            raise RuntimeError(f"read of 0x{uuid:04X} returned an unexpected value")
+    for uuid in script.reads:
+        for expected_value in _read_values(script, uuid):
+            server_chars[uuid].value = expected_value
+            if await peer.read_value(client_char(uuid)) != expected_value:
+                raise RuntimeError(f"read of 0x{uuid:04X} returned an unexpected value")
     for uuid, value in script.writes:
         await peer.write_value(client_char(uuid), value, with_response=True)
 
     # Server: notifications, then indications (each waits for its confirmation).
     for value in script.notifications:
-        await peripheral.notify_subscriber(server_connection, server_chars[CGM_MEASUREMENT], value)
+        await peripheral.notify_subscriber(server_connection, server_chars[_MEASUREMENT], value)
     for uuid, value in script.indications:
         await peripheral.indicate_subscriber(server_connection, server_chars[uuid], value)
 
     if expected:
         await asyncio.wait_for(all_received, timeout=10.0)
-    want = [(CGM_MEASUREMENT, v) for v in script.notifications] + list(script.indications)
+    want = [(_MEASUREMENT, v) for v in script.notifications] + list(script.indications)
     if received != want:
         raise RuntimeError(f"client received {received!r}, expected {want!r}")
 
