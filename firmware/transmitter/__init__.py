@@ -1,0 +1,1 @@
+"""The transmitter (sensor) firmware: signal processing, lifecycle, record store, CGMS server."""

@@ -1,0 +1,1 @@
+"""The world's glucose: reference sources (scenarios, recorded traces) and the sensor chain."""
