@@ -100,6 +100,56 @@ def _carries_crc(value: Any) -> bool:
     return value.get("crc") is not None
 
 
+@cli.command(name="accuracy")
+@click.option("--profile", type=click.Choice(["g7", "g6"]), default="g7", show_default=True)
+@click.option("--sensors", type=click.IntRange(1, 100_000), default=300, show_default=True)
+@click.option(
+    "--days", type=click.FloatRange(0.5, 30), default=None, help="Default: the whole session."
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--scenario", default="daily_life", show_default=True, help="Reference glucose scenario."
+)
+@click.option("--ideal-sensor", is_flag=True, help="Turn every sensor artefact off.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def accuracy_command(
+    profile: str,
+    sensors: int,
+    days: float | None,
+    seed: int,
+    scenario: str,
+    ideal_sensor: bool,
+    as_json: bool,
+) -> None:
+    """Score simulated sensors the way clinical accuracy studies do (MARD, %X/X, iCGM A-K,
+    Clarke and Parkes zones), against a laboratory reference every 15 minutes."""
+    from firmware.profiles import PROFILES
+    from sim.accuracy import run_study
+    from sim.report import print_accuracy
+    from sim.signal import models
+    from sim.signal.scenarios import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        raise click.BadParameter(
+            f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}", param_hint="--scenario"
+        )
+    model = models.SENSOR_MODELS[profile]
+    result = run_study(
+        PROFILES[profile],
+        models.ideal(model) if ideal_sensor else model,
+        sensors,
+        seed,
+        days=days,
+        source=SCENARIOS[scenario],
+    )
+    if as_json:
+        click.echo(
+            json.dumps({"profile": profile, "seed": seed, "scenario": scenario, **result.to_json()})
+        )
+    else:
+        print_accuracy(profile, seed, result)
+
+
 @cli.command()
 def demo() -> None:
     """Encode, decode and print a few readings' frames (a tour of the protocol layer)."""
