@@ -227,19 +227,19 @@ class SensorArray:
         for sensor, first, last in self.issues:
             if last > start and first < start + length:
                 state[sensor, max(first - start, 0) : min(last - start, length)] = SensorState.ISSUE
+        state[np.isnan(bg)] = SensorState.DROPOUT  # no reference glucose, no reading
         failed = (start + np.arange(length))[None, :] >= self.failure_sample[:, None]
         state[failed] = SensorState.FAILED
 
         reading = state == SensorState.OK
-        raw = np.rint(self.sensitivity[:, None] * measured + self.background[:, None]).astype(
-            np.int64
-        )
+        measured = np.where(reading, measured, np.nan)
+        counts = self.sensitivity[:, None] * measured + self.background[:, None]
         return SensorChunk(
             start=start,
             reference_mgdl=bg,
             interstitial_mgdl=ig,
-            sensor_mgdl=np.where(reading, measured, np.nan),
-            raw_counts=np.where(reading, raw, 0),
+            sensor_mgdl=measured,
+            raw_counts=np.rint(np.where(reading, counts, 0.0)).astype(np.int64),
             state=state,
         )
 
@@ -252,6 +252,8 @@ class SensorArray:
         for k in range(bg.shape[1]):
             current = bg[:, k]
             previous_ig = a * previous_ig + (1.0 - a) * previous_bg + c * (current - previous_bg)
+            # No reference (a gap in a recorded trace): IG is unknown; restart in equilibrium.
+            previous_ig = np.where(np.isnan(previous_ig), current, previous_ig)
             previous_bg = current
             ig[:, k] = previous_ig
         self.ig, self.bg = previous_ig, previous_bg
