@@ -1,6 +1,8 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
-from bench import frames
+from bench import frames, sensor_chain
 
 if __name__ == "__main__":
     frames.main()
+    print()
+    sensor_chain.main()
