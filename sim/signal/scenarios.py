@@ -15,16 +15,19 @@ realistic shapes, rates of change and time in ranges for sensor and alert testin
 
 Scenarios (``SCENARIOS``):
 
-- ``daily_life`` (default): breakfast 07:30, lunch 12:30, dinner 19:00 (±45-60 min), an
-  afternoon snack on half the days; meal peaks 55 min after eating, 20-120 mg/dL; boluses of
-  60-110 % of the meal effect peaking at 100 min (so some meals overshoot and some dip below
-  70); exercise on 30 % of days around 17:00; a 15 mg/dL dawn rise around 06:30; a slow drift
-  (SD 15 mg/dL, 3-hour time constant). Mean about 150 mg/dL, a few percent of time below 70.
+- ``daily_life`` (default): sessions start at 08:00; breakfast 07:30, lunch 12:30, dinner 19:00
+  (±45-60 min), an afternoon snack on half the days; meal peaks 60 min after eating, median
+  75 mg/dL; boluses take away 40-160 % of what their meal adds, peaking at 100 min (so some
+  meals overshoot and some dip below 70); exercise on 30 % of days around 17:00; a 15 mg/dL dawn
+  rise around 06:30; a slow drift (SD 40 mg/dL, two poles at a 150-min time constant); basal
+  150 ± 30 mg/dL per patient. Mean about 150 mg/dL (SD ~52), ~6 % of time below 70, ~28 %
+  above 180: a type 1 population with enough low and high readings to score every range.
 - ``nocturnal_hypo``: daily life plus a nightly fall from about 23:30 to 45-60 mg/dL around
   03:00, recovering by breakfast.
 - ``fast_rise``: large, fast-absorbed meals with late boluses: rises of 3-4.5 mg/dL/min to
   250-350 mg/dL.
-- ``rapid_fall``: high glucose corrected by large, fast boluses: falls of 3-4 mg/dL/min.
+- ``rapid_fall``: basal 210 mg/dL corrected by large, fast boluses (3.5x the meal, peaking at
+  55 min): falls of 3-4 mg/dL/min, down to 70-110.
 - ``prolonged_high``: basal 260 mg/dL with under-dosed meals: most of the time above 250.
 - ``flat``: a constant 120 mg/dL, no meals, no drift (for tests).
 """
@@ -223,7 +226,7 @@ SCENARIOS: dict[str, Scenario] = {
             meal_mgdl=40.0,
             bolus_ratio=3.5,
             bolus_ratio_sd=0.3,
-            bolus_peak_min=70.0,
+            bolus_peak_min=55.0,
             exercise_probability=0.0,
         ),
         replace(

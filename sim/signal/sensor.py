@@ -106,7 +106,7 @@ class SensorModel:
     compression_per_night: float = 0.3
     compression_depth: tuple[float, float] = (0.2, 0.5)
     compression_onset_min: tuple[float, float] = (5.0, 15.0)
-    compression_hold_min: tuple[float, float] = (15.0, 60.0)
+    compression_hold_min: tuple[float, float] = (15.0, 60.0)  # spec: 15-90; 60 gives ~3 %
     compression_recovery_min: float = 10.0
     # brief sensor issues: Poisson events, lognormal duration
     issues_per_day: float = 0.1
@@ -287,7 +287,9 @@ class SensorArray:
             t = np.arange(first, last) * SAMPLE_MIN - begin
             ramp = np.minimum(t / onset, 1.0)
             decay = np.exp(-np.maximum(t - onset - hold, 0.0) / recovery)
-            factor[sensor, first - start : last - start] *= 1.0 - depth * ramp * decay
+            # Overlapping lows do not compound: the deepest one holds.
+            window = factor[sensor, first - start : last - start]
+            np.minimum(window, 1.0 - depth * ramp * decay, out=window)
         return factor
 
 
