@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a requested check failed, 2 bad input or usage (one lin
 from __future__ import annotations
 
 import json
+import pathlib
 import sys
 from typing import Any, NoReturn
 
@@ -110,6 +111,11 @@ def _carries_crc(value: Any) -> bool:
 @click.option(
     "--scenario", default="daily_life", show_default=True, help="Reference glucose scenario."
 )
+@click.option(
+    "--trace",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    help="Reference glucose from a CSV (time_offset_min,glucose_mgdl) or Nightscout JSON file.",
+)
 @click.option("--ideal-sensor", is_flag=True, help="Turn every sensor artefact off.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def accuracy_command(
@@ -118,6 +124,7 @@ def accuracy_command(
     days: float | None,
     seed: int,
     scenario: str,
+    trace: pathlib.Path | None,
     ideal_sensor: bool,
     as_json: bool,
 ) -> None:
@@ -128,11 +135,16 @@ def accuracy_command(
     from sim.report import print_accuracy
     from sim.signal import models
     from sim.signal.scenarios import SCENARIOS
+    from sim.signal.traces import TraceError, load_trace
 
     if scenario not in SCENARIOS:
         raise click.BadParameter(
             f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}", param_hint="--scenario"
         )
+    try:
+        source = load_trace(trace) if trace is not None else SCENARIOS[scenario]
+    except TraceError as error:
+        raise click.ClickException(str(error)) from None
     model = models.SENSOR_MODELS[profile]
     result = run_study(
         PROFILES[profile],
@@ -140,11 +152,14 @@ def accuracy_command(
         sensors,
         seed,
         days=days,
-        source=SCENARIOS[scenario],
+        source=source,
     )
     if as_json:
+        reference = source.name
         click.echo(
-            json.dumps({"profile": profile, "seed": seed, "scenario": scenario, **result.to_json()})
+            json.dumps(
+                {"profile": profile, "seed": seed, "reference": reference, **result.to_json()}
+            )
         )
     else:
         print_accuracy(profile, seed, result)

@@ -47,6 +47,7 @@ class Trace:
     glucose_mgdl: np.ndarray
     source: str  # the file it came from
     max_gap_min: float = 30.0  # readings further apart than this are not interpolated
+    clock_start_min: float = 0.0  # time of day at session start: a trace carries none (midnight)
 
     def __post_init__(self) -> None:
         time = np.array(self.time_min, dtype=float)

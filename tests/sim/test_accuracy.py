@@ -122,3 +122,45 @@ def test_every_scenario_can_be_scored():
             PROFILES["g7"], models.SENSOR_MODELS["g7"], 5, 1, days=1, source=scenario
         )
         assert result.accuracy.pairs > 0, name
+
+
+def test_cli_scores_a_recorded_trace(tmp_path):
+    trace = tmp_path / "day.csv"
+    rows = ["time_offset_min,glucose_mgdl"]
+    rows += [f"{t},{110 + 40 * ((t // 60) % 2)}" for t in range(0, 1445, 5)]  # hour-long steps
+    trace.write_text("\n".join(rows) + "\n")
+    cgmsim = pathlib.Path(sys.executable).parent / "cgmsim"
+    done = subprocess.run(
+        [
+            str(cgmsim),
+            "accuracy",
+            "--trace",
+            str(trace),
+            "--days",
+            "1",
+            "--sensors",
+            "10",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    value = json.loads(done.stdout)
+    assert value["reference"] == "trace:day.csv"
+    # One day, warm-up until 00:27, clinic hours 07:00-23:00: at most 64 references a sensor.
+    assert 0 < value["pairs"] <= 10 * 64
+
+
+def test_cli_reports_a_bad_trace_in_one_line(tmp_path):
+    trace = tmp_path / "bad.csv"
+    trace.write_text("time_offset_min,glucose_mgdl\n0,120\n5,abc\n")
+    cgmsim = pathlib.Path(sys.executable).parent / "cgmsim"
+    done = subprocess.run(
+        [str(cgmsim), "accuracy", "--trace", str(trace)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"cgmsim: error: {trace} line 3: glucose_mgdl 'abc' is not a number"
+    ]
