@@ -25,22 +25,15 @@ Randomness: one ``SeedSequence`` spawned into one generator per component.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from firmware.events import SensorState
 from firmware.transmitter.algorithm import FactoryCalibration
 from sim.signal.grid import MINUTES_PER_DAY, SAMPLE_MIN, Filter, Normals
 from sim.signal.scenarios import GlucoseSource
-
-
-class SensorState(enum.IntEnum):
-    OK = 0
-    DROPOUT = 1  # the sensor produced no reading for this sample
-    ISSUE = 2  # brief sensor issue: readings withheld
-    FAILED = 3  # the sensor failed; nothing more until a new session
 
 
 @dataclass(frozen=True, slots=True)
