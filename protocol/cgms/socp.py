@@ -147,6 +147,8 @@ def _refuse(opcode: int, message: str, code: SocpResponseCode) -> ControlPointEr
 
 
 def _parse(data: bytes, e2e_crc: bool | None) -> Any:
+    if e2e_crc and len(data) < 3:
+        raise MissingCrcError(TITLE, f"E2E-CRC required, frame has {len(data)} bytes and no CRC")
     if not data:
         raise _refuse(
             0, "frame is empty, expected an opcode", SocpResponseCode.OP_CODE_NOT_SUPPORTED
