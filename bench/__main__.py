@@ -1,8 +1,10 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
-from bench import frames, sensor_chain
+from bench import frames, sensor_chain, transmitter
 
 if __name__ == "__main__":
     frames.main()
     print()
     sensor_chain.main()
+    print()
+    transmitter.main()

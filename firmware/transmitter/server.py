@@ -35,7 +35,7 @@ from firmware.events import (
     Subscribe,
     Write,
 )
-from firmware.profiles import MINUTE_MS, DeviceProfile
+from firmware.profiles import DAY_MS, MINUTE_MS, DeviceProfile
 from firmware.transmitter.algorithm import ALERT_LEVEL_RANGES, AlertLevels, FactoryCalibration
 from firmware.transmitter.session import Session
 from firmware.transmitter.store import RecordStore
@@ -111,16 +111,18 @@ _INPUT_OF = {
 class TransmitterConfig:
     profile: DeviceProfile
     e2e_crc: bool = False
-    store_records: int | None = None  # default: the profile's backfill window
+    store_records: int | None = None  # default: 24 hours (see capacity)
     comm_interval_min: int = 5
     battery_low_ms: int = 14 * 24 * 60 * MINUTE_MS  # outlasts a 10.5-day session
     levels: AlertLevels = field(default_factory=AlertLevels)
 
     @property
     def capacity(self) -> int:
+        """Records the store keeps: ``store_records``, else at least 24 hours' worth (more
+        when the profile backfills further)."""
         if self.store_records is not None:
             return self.store_records
-        return max(1, self.profile.backfill_ms // self.profile.reading_interval_ms)
+        return max(DAY_MS, self.profile.backfill_ms) // self.profile.reading_interval_ms
 
 
 FEATURES = (

@@ -289,3 +289,54 @@ def test_internal_inputs_only_move_between_idle_and_transfer():
     assert {pair: new for pair, new in TRANSITIONS.items() if pair[1] is Input.TRANSFER_END} == {
         (State.TRANSFER, Input.TRANSFER_END): State.IDLE
     }
+
+
+def test_a_cgmp_collector_gets_every_reading_live_or_by_racp_despite_outages():
+    """CGMP §4: reconnect, then backfill with RACP '>= last time offset + 1'."""
+    outages = [
+        (2 * HOUR_MS, 5 * HOUR_MS),
+        (DAY_MS, DAY_MS + 20 * HOUR_MS),
+        (3 * DAY_MS, 3 * DAY_MS + 5 * MINUTE_MS),
+    ]
+    tx = Transmitter(TransmitterConfig(G7), CAL, 0)
+    client = Collector(tx)
+    client.connect(0)
+    connected = True
+    for now in range(FIVE_MIN, 4 * DAY_MS, FIVE_MIN):
+        down = any(start <= now < end for start, end in outages)
+        if connected and down:
+            tx.receive(Disconnected(), now)
+            connected = False
+        elif not connected and not down:
+            client.connect(now, mtu=185)
+            last = max(r.time_offset for r in client.notified)
+            request = racp.request(
+                racp.RacpOpcode.REPORT_STORED_RECORDS,
+                racp.RacpOperator.GREATER_THAN_OR_EQUAL_TO,
+                last + 1,
+            )
+            tx.receive(Write(gatt.RACP.uuid, racp.encode(request)), now)
+            client.drain(now)
+            assert client.indications[-1] == (gatt.RACP.uuid, bytes.fromhex("06000101"))
+            connected = True
+        tx.sample(SensorSample(counts(110.0)), now)
+        client.drain(now)
+    offsets = [r.time_offset for r in client.notified]
+    assert sorted(offsets) == list(range(30, 4 * 24 * 60, 5))  # every reading, none twice
+
+
+def test_store_keeps_a_day_by_default_and_can_hold_a_session():
+    assert TransmitterConfig(G7).capacity == 288
+    assert TransmitterConfig(G6).capacity == 288  # G6 backfills 3 h, but keeps a day
+    assert TransmitterConfig(G7, store_records=3100).capacity == 3100
+
+
+def test_battery_low_after_its_threshold_outlasts_the_session():
+    tx = Transmitter(TransmitterConfig(G7, battery_low_ms=12 * DAY_MS), CAL, 0)
+    client = Collector(tx)
+    client.connect(0)
+    status = attributes.STATUS_CODEC.decode(client.read(gatt.STATUS.uuid, 11 * DAY_MS))
+    assert not status.status & StatusFlags.DEVICE_BATTERY_LOW
+    status = attributes.STATUS_CODEC.decode(client.read(gatt.STATUS.uuid, 12 * DAY_MS))
+    assert status.status & StatusFlags.DEVICE_BATTERY_LOW
+    assert TransmitterConfig(G7).battery_low_ms > G7.end_ms
