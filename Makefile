@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/cgmsim demo
+	$(VENV)/bin/cgmsim simulate
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -166,6 +166,95 @@ def accuracy_command(
 
 
 @cli.command()
+@click.option("--profile", type=click.Choice(["g7", "g6"]), default="g7", show_default=True)
+@click.option(
+    "--days",
+    type=click.FloatRange(0.1, 30),
+    default=None,
+    help="Default: the whole session with grace.",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--scenario", default="daily_life", show_default=True, help="Reference glucose scenario."
+)
+@click.option(
+    "--trace",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    help="Reference glucose from a CSV or Nightscout JSON file.",
+)
+@click.option("--link", type=click.Choice(["memory", "ble"]), default="memory", show_default=True)
+@click.option("--faults", default="", help="e.g. loss=0.3,outage=120:480,receiver_restart=3")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=pathlib.Path("out"),
+    show_default=True,
+)
+@click.option("--ideal-sensor", is_flag=True, help="The sensor reports the reference exactly.")
+@click.option("--e2e-crc", is_flag=True, help="The sensor uses E2E-CRC on every value.")
+@click.option("--no-plot", is_flag=True, help="Do not write session.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
+def simulate(
+    profile: str,
+    days: float | None,
+    seed: int,
+    scenario: str,
+    trace: pathlib.Path | None,
+    link: str,
+    faults: str,
+    out: pathlib.Path,
+    ideal_sensor: bool,
+    e2e_crc: bool,
+    no_plot: bool,
+    as_json: bool,
+) -> None:
+    """Run one whole sensor session: sensor model -> transmitter -> link -> receiver, and write
+    summary.json, readings.csv, events.jsonl and session.png into --out."""
+    import time
+
+    from firmware.profiles import PROFILES
+    from sim import outputs, world
+    from sim.report import print_session
+    from sim.signal.scenarios import SCENARIOS
+    from sim.signal.traces import TraceError, load_trace
+
+    if link == "ble":
+        raise click.BadParameter(
+            "the ble link is not available yet; use --link memory", param_hint="--link"
+        )
+    if scenario not in SCENARIOS:
+        raise click.BadParameter(
+            f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}", param_hint="--scenario"
+        )
+    try:
+        source = load_trace(trace) if trace is not None else SCENARIOS[scenario]
+        fault_spec = world.Faults.parse(faults)
+    except (TraceError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    config = world.SimulationConfig(
+        profile=PROFILES[profile],
+        days=days,
+        seed=seed,
+        source=source,
+        ideal_sensor=ideal_sensor,
+        faults=fault_spec,
+        e2e_crc=e2e_crc,
+    )
+    started = time.perf_counter()
+    result = world.run(config)
+    wall = time.perf_counter() - started
+    data = outputs.summary(result, link, wall)
+    try:
+        outputs.write_all(out, result, data, plot=not no_plot)
+    except OSError as error:
+        raise click.ClickException(f"cannot write to {out}: {error.strerror}") from None
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        print_session(data, out)
+
+
+@cli.command()
 def demo() -> None:
     """Encode, decode and print a few readings' frames (a tour of the protocol layer)."""
     from sim.demo import run

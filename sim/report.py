@@ -55,3 +55,41 @@ def print_accuracy(
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} %"
+
+
+def print_session(summary: dict, out: object, console: Console | None = None) -> None:
+    """The short human summary of a simulated session."""
+    console = console or Console()
+    readings, session = summary["readings"], summary["session"]
+    table = Table(
+        title=f"{summary['profile']} session, seed {summary['seed']}, {summary['link']} link"
+    )
+    table.add_column("")
+    table.add_column("", justify="right")
+    accuracy = summary["accuracy"]
+    rows = [
+        (
+            "simulated",
+            f"{session['simulated_min'] / 1440:.2f} days in {summary['wall_seconds']:.2f} s",
+        ),
+        (
+            "warm-up ends / expiry",
+            f"{session['warmup_end_min']:g} min / {session['expiry_min'] / 1440:g} d",
+        ),
+        ("readings generated", f"{readings['generated']:,}"),
+        (
+            "delivered live / backfilled",
+            f"{readings['delivered_live']:,} / {readings['backfilled']:,}",
+        ),
+        ("lost / duplicates", f"{readings['lost']} / {readings['duplicates']}"),
+        (
+            "first / last displayed",
+            f"{readings['first_displayed_min']} / {readings['last_displayed_min']} min",
+        ),
+        ("MARD vs reference", "-" if accuracy["mard"] is None else f"{accuracy['mard']:.1f} %"),
+        ("alerts", ", ".join(f"{k} {v}" for k, v in summary["alerts"].items()) or "none"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    console.print(f"wrote summary.json, readings.csv, events.jsonl, session.png to {out}")

@@ -118,11 +118,13 @@ class TransmitterConfig:
 
     @property
     def capacity(self) -> int:
-        """Records the store keeps: ``store_records``, else at least 24 hours' worth (more
-        when the profile backfills further)."""
+        """Records the store keeps: ``store_records``, else 25 hours' worth (more when the
+        profile backfills further): the 24 hours a G7 backfills, plus an hour so that a
+        collector back after exactly 24 hours still finds the reading it missed first."""
         if self.store_records is not None:
             return self.store_records
-        return max(DAY_MS, self.profile.backfill_ms) // self.profile.reading_interval_ms
+        keep_ms = max(DAY_MS, self.profile.backfill_ms) + DAY_MS // 24
+        return keep_ms // self.profile.reading_interval_ms
 
 
 FEATURES = (

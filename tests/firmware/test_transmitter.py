@@ -326,8 +326,8 @@ def test_a_cgmp_collector_gets_every_reading_live_or_by_racp_despite_outages():
 
 
 def test_store_keeps_a_day_by_default_and_can_hold_a_session():
-    assert TransmitterConfig(G7).capacity == 288
-    assert TransmitterConfig(G6).capacity == 288  # G6 backfills 3 h, but keeps a day
+    assert TransmitterConfig(G7).capacity == 300  # 24 h plus an hour's margin
+    assert TransmitterConfig(G6).capacity == 300  # G6 backfills 3 h, but keeps a day too
     assert TransmitterConfig(G7, store_records=3100).capacity == 3100
 
 

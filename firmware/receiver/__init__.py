@@ -1,0 +1,1 @@
+"""The receiver (display device) firmware: collector, session display, alerts."""

@@ -1,0 +1,42 @@
+"""What the receiver shows for a reading (shared/spec/behavior.md, "Readings and display").
+
+Display range 40-400 mg/dL: below shows LOW, above HIGH (the sensor flags them with the
+Warning bits "result lower/higher than the device can process"). Trend arrows from the
+15-minute rate (G7SensorKit ``trendType`` bins), named as Nightscout does.
+"""
+
+from __future__ import annotations
+
+from protocol.cgms.annunciation import WarningFlags
+
+NOT_COMPUTABLE = "NOT COMPUTABLE"
+# (upper bound of the bin, inclusive?, name), scanned in order
+_BINS = (
+    (-3.0, True, "DoubleDown"),
+    (-2.0, True, "SingleDown"),
+    (-1.0, True, "FortyFiveDown"),
+    (1.0, False, "Flat"),
+    (2.0, False, "FortyFiveUp"),
+    (3.0, False, "SingleUp"),
+)
+
+
+def arrow(trend_mgdl_min: float | None) -> str:
+    """rate <= -3 DoubleDown; <= -2 SingleDown; <= -1 FortyFiveDown; < 1 Flat; < 2 FortyFiveUp;
+    < 3 SingleUp; >= 3 DoubleUp; no trend: NOT COMPUTABLE."""
+    if trend_mgdl_min is None:
+        return NOT_COMPUTABLE
+    for bound, inclusive, name in _BINS:
+        if trend_mgdl_min < bound or (inclusive and trend_mgdl_min == bound):
+            return name
+    return "DoubleUp"
+
+
+def shown(glucose_mgdl: float, warning: int | None) -> str:
+    """The text on the screen: LOW, HIGH or the whole mg/dL value."""
+    bits = warning or 0
+    if bits & WarningFlags.RESULT_LOWER_THAN_DEVICE_CAN_PROCESS or glucose_mgdl < 40:
+        return "LOW"
+    if bits & WarningFlags.RESULT_HIGHER_THAN_DEVICE_CAN_PROCESS or glucose_mgdl > 400:
+        return "HIGH"
+    return str(round(glucose_mgdl))

@@ -1,0 +1,255 @@
+"""The receiver: collector + session lifecycle + display + alerts, as one sans-I/O core.
+
+Inputs mirror the transmitter's outputs (``connected``, ``disconnected``, ``response``,
+``notification``, ``indication``) plus ``acknowledge`` and timers; outputs are the collector's
+requests for the link (``ReadRequest``, ``WriteRequest``, ``SubscribeRequest``,
+``DisconnectRequest``) and the receiver's own events: ``ReadingShown``, ``PhaseChanged``,
+``LinkChanged`` and the alert engine's ``AlertRaised`` / ``AlertRepeated`` / ``AlertCleared``.
+
+The session start is learnt from the sensor (Status time offset); the phase then is a pure
+function of time (``firmware.lifecycle``). Readings are shown only in the active and grace
+phases; backfilled ones are shown (in the history) but raise no alert for the past.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from firmware.lifecycle import Phase, next_change_ms, phase
+from firmware.profiles import MINUTE_MS, DeviceProfile
+from firmware.receiver import display
+from firmware.receiver.alerts import AlertEngine, AlertName, AlertSettings
+from firmware.receiver.collector import (
+    Collector,
+    CollectorConfig,
+    DisconnectRequest,
+    FrameRejected,
+    ReadRequest,
+    RecordReceived,
+    SensorStatusRead,
+    SubscribeRequest,
+    WriteRequest,
+)
+from protocol.cgms.annunciation import StatusFlags
+
+SHOWN_PHASES = (Phase.ACTIVE, Phase.GRACE)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingShown:
+    t_ms: int  # when the receiver got it
+    time_offset: int  # minutes since session start: when it was measured
+    glucose_mgdl: float
+    text: str  # "123", "LOW" or "HIGH"
+    trend_mgdl_min: float | None
+    arrow: str
+    backfill: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseChanged:
+    t_ms: int
+    phase: Phase
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChanged:
+    t_ms: int
+    connected: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    profile: DeviceProfile
+    collector: CollectorConfig
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+
+
+class Receiver:
+    def __init__(self, config: ReceiverConfig, now_ms: int) -> None:
+        self.config = config
+        self.collector = Collector(config.collector)
+        self.session_start_ms: int | None = None
+        self.failed_at_ms: int | None = None
+        self.stopped_at_ms: int | None = None
+        self.phase: Phase | None = None
+        self.alerts: AlertEngine | None = None
+        self.out: deque[Any] = deque()
+        self.now_ms = now_ms
+
+    # --- persistence (what a restarted receiver reloads) ---
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "session_start_ms": self.session_start_ms,
+            "failed_at_ms": self.failed_at_ms,
+            "stopped_at_ms": self.stopped_at_ms,
+            "phase": self.phase.value if self.phase else None,
+            "seen": sorted(self.collector.seen),
+            "absent": sorted(self.collector.absent),
+            "alerts": self.alerts.to_state() if self.alerts else None,
+        }
+
+    @classmethod
+    def restore(cls, config: ReceiverConfig, state: dict[str, Any], now_ms: int) -> Receiver:
+        receiver = cls(config, now_ms)
+        receiver.session_start_ms = state.get("session_start_ms")
+        receiver.failed_at_ms = state.get("failed_at_ms")
+        receiver.stopped_at_ms = state.get("stopped_at_ms")
+        receiver.phase = Phase(state["phase"]) if state.get("phase") else None
+        seen = state.get("seen") or []
+        receiver.collector.seen = set(seen)
+        receiver.collector.absent = set(state.get("absent") or [])
+        receiver.collector.last_offset = max(seen) if seen else None
+        if receiver.session_start_ms is not None:
+            alerts = state.get("alerts")
+            receiver.alerts = (
+                AlertEngine.from_state(config.alerts, config.profile, alerts)
+                if alerts
+                else AlertEngine(config.alerts, config.profile, receiver.session_start_ms)
+            )
+        return receiver
+
+    # --- inputs from the link ---
+
+    def connected(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+        self.out.append(LinkChanged(now_ms, True))
+        self.collector.connected(now_ms)
+        self._pump(now_ms)
+
+    def disconnected(self, now_ms: int, reason: str = "") -> None:
+        self.now_ms = now_ms
+        self.out.append(LinkChanged(now_ms, False, reason))
+        self.collector.disconnected(now_ms)
+        self._pump(now_ms)
+
+    def response(self, uuid: int, value: bytes | None, error: int | None, now_ms: int) -> None:
+        self.now_ms = now_ms
+        self.collector.response(uuid, value, error, now_ms)
+        self._pump(now_ms)
+
+    def notification(self, uuid: int, value: bytes, now_ms: int) -> None:
+        self.now_ms = now_ms
+        self.collector.notification(uuid, value, now_ms)
+        self._pump(now_ms)
+
+    def indication(self, uuid: int, value: bytes, now_ms: int) -> None:
+        self.now_ms = now_ms
+        self.collector.indication(uuid, value, now_ms)
+        self._pump(now_ms)
+
+    def acknowledge(self, alert: AlertName, now_ms: int) -> None:
+        if self.alerts is not None:
+            self.alerts.acknowledge(alert, now_ms)
+            self._pump(now_ms)
+
+    # --- timers ---
+
+    def get_timer(self) -> int | None:
+        times = [self.collector.get_timer()]
+        if self.alerts is not None:
+            times.append(self.alerts.get_timer())
+        if self.session_start_ms is not None:
+            times.append(
+                next_change_ms(
+                    self.config.profile,
+                    self.session_start_ms,
+                    max(self.now_ms, self.session_start_ms),
+                    failed_at_ms=self.failed_at_ms,
+                    stopped_at_ms=self.stopped_at_ms,
+                )
+            )
+        future = [t for t in times if t is not None]
+        return min(future) if future else None
+
+    def handle_timer(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+        self.collector.handle_timer(now_ms)
+        self._update_phase(now_ms)
+        if self.alerts is not None:
+            self.alerts.handle_timer(now_ms)
+        self._pump(now_ms)
+
+    def next_event(self) -> Any:
+        return self.out.popleft() if self.out else None
+
+    # --- inside ---
+
+    def _pump(self, now_ms: int) -> None:
+        while (event := self.collector.next_event()) is not None:
+            match event:
+                case ReadRequest() | WriteRequest() | SubscribeRequest() | DisconnectRequest():
+                    self.out.append(event)
+                case SensorStatusRead(status=status):
+                    self._status(status.time_offset, status.status, now_ms)
+                case RecordReceived(record=record, backfill=backfill):
+                    self._record(record, backfill, now_ms)
+                case FrameRejected():
+                    self.out.append(event)
+        if self.alerts is not None:
+            while (alert := self.alerts.next_event()) is not None:
+                self.out.append(alert)
+
+    def _status(self, time_offset: int, status: int, now_ms: int) -> None:
+        start = now_ms - time_offset * MINUTE_MS
+        if self.session_start_ms is None or abs(start - self.session_start_ms) > MINUTE_MS:
+            new_session = self.session_start_ms is not None
+            self.session_start_ms = start
+            self.failed_at_ms = self.stopped_at_ms = None
+            if new_session:
+                self.collector.forget_session()
+            self.alerts = AlertEngine(self.config.alerts, self.config.profile, start)
+        if status & StatusFlags.SENSOR_MALFUNCTION and self.failed_at_ms is None:
+            self.failed_at_ms = now_ms
+            self._sensor_state(now_ms, issue=False, failed=True)
+        session_over = status & StatusFlags.SESSION_STOPPED and self.stopped_at_ms is None
+        if session_over and now_ms - start < self.config.profile.end_ms:
+            self.stopped_at_ms = now_ms
+        self._update_phase(now_ms)
+
+    def _sensor_state(self, now_ms: int, issue: bool, failed: bool) -> None:
+        if self.alerts is not None:
+            self.alerts.sensor_state(now_ms, issue=issue, failed=failed)
+
+    def _update_phase(self, now_ms: int) -> None:
+        if self.session_start_ms is None or now_ms < self.session_start_ms:
+            return
+        current = phase(
+            self.config.profile,
+            self.session_start_ms,
+            now_ms,
+            failed_at_ms=self.failed_at_ms,
+            stopped_at_ms=self.stopped_at_ms,
+        )
+        if current is not self.phase:
+            self.phase = current
+            self.out.append(PhaseChanged(now_ms, current))
+
+    def _record(self, record: Any, backfill: bool, now_ms: int) -> None:
+        self._update_phase(now_ms)
+        if self.session_start_ms is None:
+            return
+        taken_ms = self.session_start_ms + record.time_offset * MINUTE_MS
+        taken_phase = phase(
+            self.config.profile, self.session_start_ms, max(taken_ms, self.session_start_ms)
+        )
+        if taken_phase not in SHOWN_PHASES or not isinstance(record.glucose, float):
+            return
+        trend = record.trend if isinstance(record.trend, float) else None
+        self.out.append(
+            ReadingShown(
+                t_ms=now_ms,
+                time_offset=record.time_offset,
+                glucose_mgdl=record.glucose,
+                text=display.shown(record.glucose, record.warning),
+                trend_mgdl_min=trend,
+                arrow=display.arrow(trend),
+                backfill=backfill,
+            )
+        )
+        if self.alerts is not None:
+            self.alerts.reading(now_ms, record.glucose, trend, taken_ms)

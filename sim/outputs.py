@@ -1,0 +1,151 @@
+"""What ``cgmsim simulate`` writes: summary.json, readings.csv, events.jsonl, session.png
+(file formats: shared/design/cli.md)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from firmware.profiles import MINUTE_MS
+from sim.metrics import accuracy
+from sim.world import SimulationResult
+
+READINGS_COLUMNS = (
+    "time_offset_min",
+    "reference_mgdl",
+    "sensor_mgdl",
+    "displayed",
+    "trend_mgdl_min",
+    "arrow",
+    "delivery",
+)
+
+
+def summary(result: SimulationResult, link: str, wall_seconds: float) -> dict[str, Any]:
+    profile = result.config.profile
+    rows = result.rows
+    generated = [r for r in rows if r.sensor_mgdl is not None]
+    delivered = Counter(r.delivery for r in generated)
+    displayed = [r for r in rows if r.displayed is not None]
+    alerts = Counter(e["alert"] for e in result.events if e["kind"] == "alert_raised")
+    pairs = [
+        (r.reference_mgdl, float(r.sensor_mgdl)) for r in displayed if r.sensor_mgdl is not None
+    ]
+    scored = None
+    if pairs:
+        reference, sensor = np.array(pairs).T
+        scored = accuracy(reference, sensor)
+    return {
+        "profile": profile.name,
+        "seed": result.config.seed,
+        "link": link,
+        "reference": result.config.source.name,
+        "ideal_sensor": result.config.ideal_sensor,
+        "session": {
+            "warmup_end_min": profile.warmup_ms / MINUTE_MS,
+            "expiry_min": profile.session_ms / MINUTE_MS,
+            "grace_end_min": profile.end_ms / MINUTE_MS if profile.grace_ms else None,
+            "simulated_min": result.end_min,
+        },
+        "readings": {
+            "generated": len(generated),
+            "delivered_live": delivered.get("live", 0),
+            "backfilled": delivered.get("backfill", 0),
+            "displayed": len(displayed),
+            "lost": delivered.get("lost", 0),
+            "duplicates": result.duplicates,
+            "first_displayed_min": displayed[0].time_offset_min if displayed else None,
+            "last_displayed_min": displayed[-1].time_offset_min if displayed else None,
+        },
+        "alerts": dict(sorted(alerts.items())),
+        "accuracy": {
+            "mard": scored.mard if scored else None,
+            "within_15_15": scored.within_15_15 if scored else None,
+            "within_20_20": scored.within_20_20 if scored else None,
+            "within_40_40": scored.within_40_40 if scored else None,
+            "pairs": scored.pairs if scored else 0,
+        },
+        "link_stats": {
+            "notifications_lost": result.notifications_lost,
+            "frame_errors": result.frame_errors,
+        },
+        "wall_seconds": wall_seconds,
+    }
+
+
+def write_all(
+    out: pathlib.Path, result: SimulationResult, summary_data: dict[str, Any], plot: bool
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary_data, indent=2) + "\n")
+    with (out / "readings.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(READINGS_COLUMNS)
+        for row in result.rows:
+            if row.time_offset_min > result.end_min:
+                break
+            writer.writerow(
+                [
+                    row.time_offset_min,
+                    f"{row.reference_mgdl:.1f}",
+                    "" if row.sensor_mgdl is None else f"{row.sensor_mgdl:g}",
+                    row.displayed or "",
+                    "" if row.trend_mgdl_min is None else f"{row.trend_mgdl_min:g}",
+                    row.arrow or "",
+                    row.delivery or "",
+                ]
+            )
+    with (out / "events.jsonl").open("w") as handle:
+        for event in result.events:
+            handle.write(json.dumps(event) + "\n")
+    if plot:
+        plot_session(out / "session.png", result)
+
+
+PHASE_COLOURS = {"warmup": "#dddddd", "grace": "#ffe8b0", "ended": "#f0d0d0", "failed": "#f0b0b0"}
+
+
+def plot_session(path: pathlib.Path, result: SimulationResult) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result.rows
+    hours = np.array([r.time_offset_min / 60 for r in rows])
+    reference = np.array([r.reference_mgdl for r in rows])
+    fig, ax = plt.subplots(figsize=(14, 5), dpi=100)
+    ax.axhspan(70, 180, color="#e4f4e4", zorder=0, label="target 70-180")
+    changes = [(e["t_min"] / 60, e["phase"]) for e in result.events if e["kind"] == "phase"]
+    for (start, name), (end, _) in zip(changes, [*changes[1:], (hours[-1], "")], strict=True):
+        if name in PHASE_COLOURS:
+            ax.axvspan(start, end, color=PHASE_COLOURS[name], zorder=0, label=name)
+    ax.plot(hours, reference, color="#555555", linewidth=0.8, label="reference")
+    for delivery, colour in (("live", "#1f77b4"), ("backfill", "#ff7f0e"), ("lost", "#d62728")):
+        picked = [(r.time_offset_min / 60, r.sensor_mgdl) for r in rows if r.delivery == delivery]
+        if picked:
+            x, y = zip(*picked, strict=True)
+            ax.scatter(x, y, s=3, color=colour, label=f"sensor ({delivery})", zorder=3)
+    raised = [e for e in result.events if e["kind"] == "alert_raised"]
+    for name in sorted({e["alert"] for e in raised}):
+        times = [e["t_min"] / 60 for e in raised if e["alert"] == name]
+        ax.scatter(times, [415] * len(times), marker="v", s=25, label=f"alert: {name}", zorder=4)
+    ax.set_xlim(0, result.end_min / 60)
+    ax.set_ylim(30, 430)
+    ax.set_xlabel("hours since session start")
+    ax.set_ylabel("glucose (mg/dL)")
+    cfg = result.config
+    ax.set_title(f"{cfg.profile.name} session, seed {cfg.seed}, {cfg.source.name}")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(
+        unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,277 @@
+"""One whole simulated session: sensor -> transmitter -> link -> receiver, in virtual time.
+
+The driver advances a virtual clock straight to the earliest of: the next sensor sample (every
+5 minutes), a core's timer, a fault (outage start or end, receiver restart). Nothing waits on
+a wall clock. Randomness: one ``SeedSequence(seed)`` spawned per component (sensor chain,
+link loss).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from firmware.receiver.alerts import AlertCleared, AlertRaised, AlertRepeated, AlertSettings
+
+from firmware.events import SensorSample, SensorState
+from firmware.lifecycle import Phase
+from firmware.profiles import MINUTE_MS, PROFILES, DeviceProfile
+from firmware.receiver.collector import CollectorConfig
+from firmware.receiver.receiver import (
+    LinkChanged,
+    PhaseChanged,
+    ReadingShown,
+    Receiver,
+    ReceiverConfig,
+)
+from firmware.transmitter.server import Transmitter, TransmitterConfig
+from sim.links.memory import MemoryLink
+from sim.signal import models
+from sim.signal.scenarios import DAILY_LIFE, GlucoseSource
+from sim.signal.sensor import SensorArray
+
+SAMPLE_MS = 5 * MINUTE_MS
+RECONNECT_MS = 2_000  # after the receiver asks to disconnect
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """``--faults``: loss ratio of notifications, outage windows (minutes), receiver restarts."""
+
+    loss: float = 0.0
+    outages_min: tuple[tuple[float, float], ...] = ()
+    receiver_restarts: int = 0
+
+    @classmethod
+    def parse(cls, spec: str) -> Faults:
+        """``loss=0.3,outage=120:480,outage=2000:2100,receiver_restart=3``."""
+        loss, outages, restarts = 0.0, [], 0
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            key, _, value = item.partition("=")
+            try:
+                if key == "loss":
+                    loss = float(value)
+                    if not 0 <= loss < 1:
+                        raise ValueError
+                elif key == "outage":
+                    start, end = (float(x) for x in value.split(":"))
+                    if not 0 <= start < end:
+                        raise ValueError
+                    outages.append((start, end))
+                elif key in ("receiver_restart", "receiver_restarts"):
+                    restarts = int(value)
+                    if restarts < 0:
+                        raise ValueError
+                else:
+                    raise KeyError(key)
+            except KeyError:
+                raise ValueError(
+                    f"--faults: unknown fault {key!r} (loss, outage, receiver_restart)"
+                ) from None
+            except ValueError:
+                raise ValueError(f"--faults: bad value in {item!r}") from None
+        return cls(loss, tuple(sorted(outages)), restarts)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationConfig:
+    profile: DeviceProfile = PROFILES["g7"]
+    days: float | None = None  # default: the whole session, grace included
+    seed: int = 1
+    source: GlucoseSource = DAILY_LIFE
+    ideal_sensor: bool = False
+    faults: Faults = field(default_factory=Faults)
+    e2e_crc: bool = False
+    clock_at_zero: datetime.datetime = datetime.datetime(2026, 1, 5, 8, 0, 0)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+
+
+@dataclass
+class SampleRow:
+    """One 5-minute sample of the session (a row of readings.csv)."""
+
+    time_offset_min: int
+    reference_mgdl: float
+    sensor_mgdl: float | None = None  # the record's value, when the transmitter made one
+    displayed: str | None = None
+    trend_mgdl_min: float | None = None
+    arrow: str | None = None
+    delivery: str | None = None  # live, backfill or lost (None: no record)
+
+
+@dataclass
+class SimulationResult:
+    config: SimulationConfig
+    rows: list[SampleRow]
+    events: list[dict[str, Any]]
+    duplicates: int
+    notifications_lost: int
+    frame_errors: int
+    end_min: float
+
+
+def run(config: SimulationConfig) -> SimulationResult:
+    profile = config.profile
+    end_ms = int(
+        (config.days * 1440 * MINUTE_MS) if config.days is not None else profile.end_ms + SAMPLE_MS
+    )
+    samples = end_ms // SAMPLE_MS + 1
+    sensor_seed, link_seed = np.random.SeedSequence(config.seed).spawn(2)
+    model = models.SENSOR_MODELS[profile.name]
+    array = SensorArray(
+        models.ideal(model) if config.ideal_sensor else model,
+        config.source,
+        1,
+        samples,
+        sensor_seed,
+    )
+    chunk = array.next(samples)
+    calibration = array.calibrations[0]
+
+    tx = Transmitter(TransmitterConfig(profile, e2e_crc=config.e2e_crc), calibration, 0)
+    receiver_config = ReceiverConfig(profile, CollectorConfig(config.clock_at_zero), config.alerts)
+    rows = [SampleRow(k * 5, float(chunk.reference_mgdl[0, k])) for k in range(samples)]
+    events: list[dict[str, Any]] = []
+    shown: dict[int, str] = {}
+    duplicates = 0
+
+    def on_event(event: object) -> None:
+        nonlocal duplicates
+        record = _event_json(event)
+        if record is not None:
+            events.append(record)
+        if isinstance(event, ReadingShown):
+            row = rows[event.time_offset // 5] if event.time_offset // 5 < len(rows) else None
+            if event.time_offset in shown:
+                duplicates += 1
+            shown[event.time_offset] = "backfill" if event.backfill else "live"
+            if row is not None:
+                row.displayed, row.delivery = event.text, shown[event.time_offset]
+                row.trend_mgdl_min, row.arrow = event.trend_mgdl_min, event.arrow
+
+    link = MemoryLink(
+        tx,
+        Receiver(receiver_config, 0),
+        loss=config.faults.loss,
+        rng=np.random.default_rng(link_seed),
+        on_receiver_event=on_event,
+    )
+    outages = [(int(a * MINUTE_MS), int(b * MINUTE_MS)) for a, b in config.faults.outages_min]
+    restarts = [
+        end_ms * (i + 1) // (config.faults.receiver_restarts + 1) + 1_234
+        for i in range(config.faults.receiver_restarts)
+    ]
+
+    def link_should_be_up(t: int) -> bool:
+        return not any(a <= t < b for a, b in outages)
+
+    link.connect(0)
+    now, next_sample = 0, SAMPLE_MS
+    reconnect_at: int | None = None
+    fault_times = sorted({t for window in outages for t in window} | set(restarts))
+    steps_at_now = 0
+    while now < end_ms:
+        candidates = [next_sample, tx.get_timer(), link.rx.get_timer(), reconnect_at]
+        candidates += [t for t in fault_times if t > now][:1]
+        previous, now = now, min(t for t in candidates if t is not None and t >= now)
+        steps_at_now = steps_at_now + 1 if now == previous else 0
+        if steps_at_now > 1_000:
+            raise RuntimeError(f"virtual time stuck at {now} ms: a timer does not move on")
+        if now > end_ms:
+            break
+        if now in restarts:
+            state = link.rx.snapshot()
+            link.disconnect(now, "receiver restart")
+            link.replace_receiver(Receiver.restore(receiver_config, _json_round_trip(state), now))
+            reconnect_at = now + RECONNECT_MS
+        if link.up and not link_should_be_up(now):
+            link.disconnect(now, "outage")
+        if not link.up and reconnect_at is None and link_should_be_up(now) and now not in restarts:
+            reconnect_at = now
+        if reconnect_at is not None and now >= reconnect_at and link_should_be_up(now):
+            reconnect_at = None
+            link.connect(now)
+        if now == next_sample:
+            k = now // SAMPLE_MS
+            state = SensorState(int(chunk.state[0, k]))
+            before = tx.store.latest()
+            tx.sample(SensorSample(int(chunk.raw_counts[0, k]), state), now)
+            after = tx.store.latest()
+            if after is not None and after is not before:
+                row = rows[after.time_offset // 5]
+                row.sensor_mgdl = after.glucose if isinstance(after.glucose, float) else None
+            next_sample += SAMPLE_MS
+        if tx.get_timer() is not None and tx.get_timer() <= now:
+            tx.handle_timer(now)
+        if link.rx.get_timer() is not None and link.rx.get_timer() <= now:
+            link.rx.handle_timer(now)
+        link.pump(now)
+        if not link.up and reconnect_at is None and link_should_be_up(now):
+            reconnect_at = now + RECONNECT_MS
+    for row in rows:
+        if row.sensor_mgdl is not None and row.delivery is None:
+            row.delivery = "lost"
+    return SimulationResult(
+        config=config,
+        rows=rows,
+        events=events,
+        duplicates=duplicates,
+        notifications_lost=link.lost,
+        frame_errors=link.rx.collector.frame_errors,
+        end_min=end_ms / MINUTE_MS,
+    )
+
+
+def _json_round_trip(state: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(state))
+
+
+def _event_json(event: object) -> dict[str, Any] | None:
+    match event:
+        case ReadingShown():
+            return {
+                "t_min": event.t_ms / MINUTE_MS,
+                "kind": "reading",
+                "time_offset_min": event.time_offset,
+                "glucose_mgdl": event.glucose_mgdl,
+                "text": event.text,
+                "trend_mgdl_min": event.trend_mgdl_min,
+                "arrow": event.arrow,
+                "backfill": event.backfill,
+            }
+        case PhaseChanged():
+            return {"t_min": event.t_ms / MINUTE_MS, "kind": "phase", "phase": event.phase.value}
+        case LinkChanged():
+            return {
+                "t_min": event.t_ms / MINUTE_MS,
+                "kind": "link",
+                "connected": event.connected,
+                "reason": event.reason,
+            }
+        case AlertRaised():
+            return {
+                "t_min": event.t_ms / MINUTE_MS,
+                "kind": "alert_raised",
+                "alert": event.alert.value,
+                "reason": event.reason,
+            }
+        case AlertRepeated():
+            return {
+                "t_min": event.t_ms / MINUTE_MS,
+                "kind": "alert_repeated",
+                "alert": event.alert.value,
+            }
+        case AlertCleared():
+            return {
+                "t_min": event.t_ms / MINUTE_MS,
+                "kind": "alert_cleared",
+                "alert": event.alert.value,
+            }
+    return None
+
+
+__all__ = ["Faults", "Phase", "SimulationConfig", "SimulationResult", "run"]
