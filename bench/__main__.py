@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
-from bench import frames, sensor_chain, transmitter
+from bench import frames, sensor_chain, session, transmitter
 
 if __name__ == "__main__":
     frames.main()
@@ -8,3 +8,5 @@ if __name__ == "__main__":
     sensor_chain.main()
     print()
     transmitter.main()
+    print()
+    session.main()

@@ -76,6 +76,7 @@ class Receiver:
         self.failed_at_ms: int | None = None
         self.stopped_at_ms: int | None = None
         self.phase: Phase | None = None
+        self.next_phase_ms: int | None = None  # when the phase next changes (cached)
         self.alerts: AlertEngine | None = None
         self.out: deque[Any] = deque()
         self.now_ms = now_ms
@@ -111,6 +112,7 @@ class Receiver:
                 if alerts
                 else AlertEngine(config.alerts, config.profile, receiver.session_start_ms)
             )
+            receiver._update_phase(now_ms)  # it may have moved on while the receiver was down
         return receiver
 
     # --- inputs from the link ---
@@ -150,19 +152,9 @@ class Receiver:
     # --- timers ---
 
     def get_timer(self) -> int | None:
-        times = [self.collector.get_timer()]
+        times = [self.collector.get_timer(), self.next_phase_ms]
         if self.alerts is not None:
             times.append(self.alerts.get_timer())
-        if self.session_start_ms is not None:
-            times.append(
-                next_change_ms(
-                    self.config.profile,
-                    self.session_start_ms,
-                    max(self.now_ms, self.session_start_ms),
-                    failed_at_ms=self.failed_at_ms,
-                    stopped_at_ms=self.stopped_at_ms,
-                )
-            )
         future = [t for t in times if t is not None]
         return min(future) if future else None
 
@@ -228,6 +220,13 @@ class Receiver:
         if current is not self.phase:
             self.phase = current
             self.out.append(PhaseChanged(now_ms, current))
+        self.next_phase_ms = next_change_ms(
+            self.config.profile,
+            self.session_start_ms,
+            now_ms,
+            failed_at_ms=self.failed_at_ms,
+            stopped_at_ms=self.stopped_at_ms,
+        )
 
     def _record(self, record: Any, backfill: bool, now_ms: int) -> None:
         self._update_phase(now_ms)
