@@ -7,20 +7,9 @@ Baseline, measured in the same run: the transmitter alone over the same session
 
 from __future__ import annotations
 
-import time
-
 from bench import transmitter
 from firmware.profiles import G7
 from sim import world
-
-
-def best(function, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -29,13 +18,13 @@ def main() -> None:
         faults=world.Faults(loss=0.3, outages_min=((600, 2040),), receiver_restarts=3)
     )
     inputs, calibration = transmitter.session_input()
-    alone = best(lambda: transmitter.run_session(inputs, calibration))
+    alone = transmitter.best(lambda: transmitter.run_session(inputs, calibration))
     simulated_s = G7.end_ms / 1000
     print(
         f"{'whole G7 session, memory link':40} {'wall s':>8} {'sim/wall':>11} {'vs tx alone':>12}"
     )
     for name, config in (("no faults", clean), ("30 % loss, 24 h outage, 3 restarts", faulty)):
-        seconds = best(lambda config=config: world.run(config), repeat=3)
+        seconds = transmitter.best(lambda config=config: world.run(config), repeat=3)
         print(f"{name:40} {seconds:8.3f} {simulated_s / seconds:11,.0f} {seconds / alone:12.1f}")
     print(f"{'baseline: transmitter alone':40} {alone:8.3f}")
     print("aim: a whole session end to end under 0.5 s")

@@ -255,16 +255,7 @@ class Collector:
 
     def _now_as_start_time(self, now_ms: int) -> SessionStartTime:
         moment = self.config.clock_at_zero + datetime.timedelta(milliseconds=now_ms)
-        return SessionStartTime(
-            moment.year,
-            moment.month,
-            moment.day,
-            moment.hour,
-            moment.minute,
-            moment.second,
-            self.config.time_zone,
-            self.config.dst,
-        )
+        return SessionStartTime.from_datetime(moment, self.config.time_zone, self.config.dst)
 
     def _backfill(self, now_ms: int) -> None:
         if self.last_offset is None:

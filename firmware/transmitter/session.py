@@ -141,21 +141,5 @@ class Session:
         if written.year == 0 or written.month == 0 or written.day == 0:
             self.start_time = written  # unknown date: keep as written
             return
-        moment = datetime.datetime(
-            written.year,
-            written.month,
-            written.day,
-            written.hours,
-            written.minutes,
-            written.seconds,
-        ) - datetime.timedelta(minutes=self.time_offset(now_ms))
-        self.start_time = SessionStartTime(
-            moment.year,
-            moment.month,
-            moment.day,
-            moment.hour,
-            moment.minute,
-            moment.second,
-            written.time_zone,
-            written.dst,
-        )
+        moment = written.to_datetime() - datetime.timedelta(minutes=self.time_offset(now_ms))
+        self.start_time = SessionStartTime.from_datetime(moment, written.time_zone, written.dst)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -156,6 +157,27 @@ class SessionStartTime:
     seconds: int
     time_zone: int = TIME_ZONE_UNKNOWN
     dst: int = 255
+
+    @classmethod
+    def from_datetime(
+        cls, moment: datetime.datetime, time_zone: int = TIME_ZONE_UNKNOWN, dst: int = 255
+    ) -> SessionStartTime:
+        return cls(
+            moment.year,
+            moment.month,
+            moment.day,
+            moment.hour,
+            moment.minute,
+            moment.second,
+            time_zone,
+            dst,
+        )
+
+    def to_datetime(self) -> datetime.datetime:
+        """The date and time (naive, as written); ValueError for an unknown or impossible date."""
+        return datetime.datetime(
+            self.year, self.month, self.day, self.hours, self.minutes, self.seconds
+        )
 
 
 @dataclass(frozen=True, slots=True)
