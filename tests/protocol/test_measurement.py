@@ -3,11 +3,11 @@ from construct import Container
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import sfloat
 from protocol.cgms import framing, measurement
 from protocol.cgms.measurement import MEASUREMENT_RECORD, MeasurementRecord
 from protocol.errors import CrcError, FrameError, MissingCrcError
 from protocol.sfloat import SFloatSpecial
+from tests.support.strategies import sfloats
 
 R = MeasurementRecord
 
@@ -144,7 +144,7 @@ def test_encoder_needs_a_record():
 
 # --- properties ---
 
-sfloats = st.integers(0, 0xFFFF).map(sfloat.decode)
+
 octets = st.none() | st.integers(0, 0xFF)
 records = st.builds(
     MeasurementRecord,

@@ -2,7 +2,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import sfloat
 from protocol.cgms import socp
 from protocol.cgms.socp import (
     ALERT_LEVELS,
@@ -13,6 +12,7 @@ from protocol.cgms.socp import (
     SocpResponseCode,
 )
 from protocol.errors import ControlPointError, CrcError, FrameError, MissingCrcError
+from tests.support.strategies import sfloats
 
 Op, Code = SocpOpcode, SocpResponseCode
 CAL = CalibrationRecord(
@@ -162,7 +162,6 @@ def test_encoder_refuses_invalid_frames(frame, message):
         socp.encode(frame)
 
 
-sfloats = st.integers(0, 0xFFFF).map(sfloat.decode)
 u8, u16 = st.integers(0, 0xFF), st.integers(0, 0xFFFF)
 calibrations = st.builds(
     CalibrationRecord, sfloats, u16, st.integers(0, 15), st.integers(0, 15), u16, u16, u8
