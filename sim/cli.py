@@ -194,6 +194,11 @@ def accuracy_command(
 @click.option("--e2e-crc", is_flag=True, help="The sensor uses E2E-CRC on every value.")
 @click.option("--no-plot", is_flag=True, help="Do not write session.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start over: delete --out/receiver.sqlite (the receiver's store) before running.",
+)
 def simulate(
     profile: str,
     days: float | None,
@@ -207,16 +212,25 @@ def simulate(
     e2e_crc: bool,
     no_plot: bool,
     as_json: bool,
+    fresh: bool,
 ) -> None:
     """Run one whole sensor session: sensor model -> transmitter -> link -> receiver, and write
-    summary.json, readings.csv, events.jsonl and session.png into --out."""
+    summary.json, readings.csv, events.jsonl and session.png into --out.
+
+    The receiver is durable: it commits its readings, events and state to --out/receiver.sqlite
+    as it goes. If a run is killed, rerunning the same command resumes from that store (the
+    sensor kept sampling meanwhile; the receiver reloads, reconnects and backfills), and the
+    outputs cover the whole session. --fresh deletes the store and starts over.
+    """
     import time
 
     from firmware.profiles import PROFILES
     from sim import outputs, world
+    from sim.durable import ResumeMismatch
     from sim.report import print_session
     from sim.signal.scenarios import SCENARIOS
     from sim.signal.traces import TraceError, load_trace
+    from sim.store import StoreError
 
     if link == "ble":
         raise click.BadParameter(
@@ -240,8 +254,19 @@ def simulate(
         faults=fault_spec,
         e2e_crc=e2e_crc,
     )
+    store_path = out / "receiver.sqlite"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                pathlib.Path(f"{store_path}{suffix}").unlink(missing_ok=True)
+    except OSError as error:
+        raise click.ClickException(f"cannot write to {out}: {error.strerror}") from None
     started = time.perf_counter()
-    result = world.run(config)
+    try:
+        result = world.run(config, store_path)
+    except (StoreError, ResumeMismatch) as error:
+        raise click.ClickException(str(error)) from None
     wall = time.perf_counter() - started
     data = outputs.summary(result, link, wall)
     try:

@@ -9,15 +9,16 @@ link loss).
 from __future__ import annotations
 
 import datetime
+import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from firmware.receiver.alerts import AlertCleared, AlertRaised, AlertRepeated, AlertSettings
 
 from firmware.events import SensorSample, SensorState
 from firmware.lifecycle import Phase
 from firmware.profiles import MINUTE_MS, PROFILES, DeviceProfile
+from firmware.receiver.alerts import AlertCleared, AlertRaised, AlertRepeated, AlertSettings
 from firmware.receiver.collector import CollectorConfig
 from firmware.receiver.receiver import (
     LinkChanged,
@@ -27,10 +28,13 @@ from firmware.receiver.receiver import (
     ReceiverConfig,
 )
 from firmware.transmitter.server import Transmitter, TransmitterConfig
+from sim import durable
+from sim.durable import DurableReceiver
 from sim.links.memory import MemoryLink
 from sim.signal import models
 from sim.signal.scenarios import DAILY_LIFE, GlucoseSource
 from sim.signal.sensor import SensorArray
+from sim.store import ReceiverStore
 
 SAMPLE_MS = 5 * MINUTE_MS
 RECONNECT_MS = 2_000  # after the receiver asks to disconnect
@@ -112,7 +116,19 @@ class SimulationResult:
     end_min: float
 
 
-def run(config: SimulationConfig) -> SimulationResult:
+def run(config: SimulationConfig, store_path: pathlib.Path | None = None) -> SimulationResult:
+    """Simulate the session. With ``store_path`` the receiver is durable (``sim.durable``):
+    every pump that gave receiver events is committed to the SQLite store there, receiver
+    restarts reload from it, and a run started on a store that already holds this session (a
+    previous process was killed) resumes where the last commit left it."""
+    if store_path is None:
+        return _run(config, None)
+    with ReceiverStore.open(store_path) as store:
+        session = durable.session_id(config.profile.name, config.seed)
+        return _run(config, durable.DurableReceiver(store, session, durable.fingerprint(config)))
+
+
+def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> SimulationResult:
     profile = config.profile
     end_ms = int(
         (config.days * 1440 * MINUTE_MS) if config.days is not None else profile.end_ms + SAMPLE_MS
@@ -136,12 +152,15 @@ def run(config: SimulationConfig) -> SimulationResult:
     events: list[dict[str, Any]] = []
     shown: dict[int, str] = {}
     duplicates = 0
+    lost_before = 0  # notifications lost by the processes this one resumes
 
     def on_event(event: object) -> None:
         nonlocal duplicates
         record = _event_json(event)
         if record is not None:
             events.append(record)
+        if keeper is not None:
+            keeper.add(event, record)
         if isinstance(event, ReadingShown):
             row = rows[event.time_offset // 5] if event.time_offset // 5 < len(rows) else None
             if event.time_offset in shown:
@@ -151,9 +170,48 @@ def run(config: SimulationConfig) -> SimulationResult:
                 row.displayed, row.delivery = event.text, shown[event.time_offset]
                 row.trend_mgdl_min, row.arrow = event.trend_mgdl_min, event.arrow
 
+    def take_sample(now: int) -> None:
+        k = now // SAMPLE_MS
+        state = SensorState(int(chunk.state[0, k]))
+        before = tx.store.latest()
+        tx.sample(SensorSample(int(chunk.raw_counts[0, k]), state), now)
+        after = tx.store.latest()
+        if after is not None and after is not before:
+            row = rows[after.time_offset // 5]
+            row.sensor_mgdl = after.glucose if isinstance(after.glucose, float) else None
+
+    now, next_sample = 0, SAMPLE_MS
+    reconnect_at: int | None = None
+    resumed = keeper.resumed if keeper is not None else None
+    if keeper is not None and resumed is not None:
+        # A previous process was killed: the sensor kept sampling while the receiver was down.
+        now = min(int(resumed["now_ms"]), end_ms)
+        while next_sample <= now:
+            take_sample(next_sample)
+            next_sample += SAMPLE_MS
+        duplicates = int(resumed.get("duplicates", 0))
+        lost_before = int(resumed.get("notifications_lost", 0))
+        events.extend(keeper.history())
+        keeper.seq = len(events)  # new events go after the history
+        for r in keeper.readings():
+            shown[r.time_offset_min] = r.delivery
+            if r.time_offset_min // 5 < len(rows):
+                row = rows[r.time_offset_min // 5]
+                record = durable.reading_record(r)
+                row.displayed, row.delivery = record["text"], r.delivery
+                row.trend_mgdl_min, row.arrow = r.trend_mgdl_min, record["arrow"]
+        state = keeper.receiver_state()
+        receiver = (
+            Receiver.restore(receiver_config, state, now)
+            if state is not None
+            else Receiver(receiver_config, now)
+        )
+    else:
+        receiver = Receiver(receiver_config, 0)
+
     link = MemoryLink(
         tx,
-        Receiver(receiver_config, 0),
+        receiver,
         loss=config.faults.loss,
         rng=np.random.default_rng(link_seed),
         on_receiver_event=on_event,
@@ -167,9 +225,13 @@ def run(config: SimulationConfig) -> SimulationResult:
     def link_should_be_up(t: int) -> bool:
         return not any(a <= t < b for a, b in outages)
 
-    link.connect(0)
-    now, next_sample = 0, SAMPLE_MS
-    reconnect_at: int | None = None
+    def counters() -> dict[str, int]:
+        return {"duplicates": duplicates, "notifications_lost": lost_before + link.lost}
+
+    if resumed is None:
+        link.connect(0)
+    else:
+        reconnect_at = now + RECONNECT_MS  # the restarted receiver process reconnects
     fault_times = sorted({t for window in outages for t in window} | set(restarts))
     steps_at_now = 0
     while now < end_ms:
@@ -182,9 +244,16 @@ def run(config: SimulationConfig) -> SimulationResult:
         if now > end_ms:
             break
         if now in restarts:
-            state = link.rx.snapshot()
-            link.disconnect(now, "receiver restart")
-            link.replace_receiver(Receiver.restore(receiver_config, _json_round_trip(state), now))
+            if keeper is not None:
+                # The receiver process restarts: it reloads what it committed.
+                link.disconnect(now, "receiver restart")
+                keeper.commit(link.rx, now, counters)
+                state = keeper.receiver_state()
+                assert state is not None
+            else:
+                state = _json_round_trip(link.rx.snapshot())
+                link.disconnect(now, "receiver restart")
+            link.replace_receiver(Receiver.restore(receiver_config, state, now))
             reconnect_at = now + RECONNECT_MS
         if link.up and not link_should_be_up(now):
             link.disconnect(now, "outage")
@@ -194,14 +263,8 @@ def run(config: SimulationConfig) -> SimulationResult:
             reconnect_at = None
             link.connect(now)
         if now == next_sample:
-            k = now // SAMPLE_MS
-            state = SensorState(int(chunk.state[0, k]))
-            before = tx.store.latest()
-            tx.sample(SensorSample(int(chunk.raw_counts[0, k]), state), now)
-            after = tx.store.latest()
-            if after is not None and after is not before:
-                row = rows[after.time_offset // 5]
-                row.sensor_mgdl = after.glucose if isinstance(after.glucose, float) else None
+            take_sample(now)
+            link.pump(now)  # a reading reaches the receiver before its timers run
             next_sample += SAMPLE_MS
         if tx.get_timer() is not None and tx.get_timer() <= now:
             tx.handle_timer(now)
@@ -210,6 +273,10 @@ def run(config: SimulationConfig) -> SimulationResult:
         link.pump(now)
         if not link.up and reconnect_at is None and link_should_be_up(now):
             reconnect_at = now + RECONNECT_MS
+        if keeper is not None:
+            keeper.commit(link.rx, now, counters)
+    if keeper is not None:
+        keeper.finish(link.rx, end_ms, counters)
     for row in rows:
         if row.sensor_mgdl is not None and row.delivery is None:
             row.delivery = "lost"
@@ -218,7 +285,7 @@ def run(config: SimulationConfig) -> SimulationResult:
         rows=rows,
         events=events,
         duplicates=duplicates,
-        notifications_lost=link.lost,
+        notifications_lost=lost_before + link.lost,
         frame_errors=link.rx.collector.frame_errors,
         end_min=end_ms / MINUTE_MS,
     )

@@ -29,6 +29,7 @@ from protocol.cgms.racp import RacpOpcode, RacpOperator, RacpResponseCode
 from protocol.errors import FrameError
 
 PROCEDURE_TIMEOUT_MS = 30_000
+CATCH_UP_MS = 7 * 60_000 + 30_000  # 1.5 reading intervals without a live record: ask
 RETRY_MS = 1_000  # after ATT 0xFE (procedure already in progress)
 BUSY = 0xFE
 READING_STEP_MIN = 5
@@ -124,6 +125,7 @@ class Collector:
         self.gap_wanted = False
         self.absent: set[int] = set()  # offsets the sensor never produced (checked by count)
         self.reconciling: tuple[int, int] | None = None  # the range being counted
+        self.catch_up_ms: int | None = None  # when to ask for records that did not come
         self.frame_errors = 0
         self.out: deque[CollectorOutput] = deque()
 
@@ -136,7 +138,7 @@ class Collector:
 
     def disconnected(self, now_ms: int) -> None:
         self.step, self.pending, self.retry = Step.DISCONNECTED, None, None
-        self.reconciling = None
+        self.reconciling = self.catch_up_ms = None
         self.deadline_ms = self.retry_at_ms = None
         self.backfilling = False
 
@@ -171,6 +173,7 @@ class Collector:
             self._accept(record, backfill=self.backfilling)
             if not self.backfilling and self.step is Step.LIVE:
                 self._check_gap(record)
+                self.catch_up_ms = now_ms + CATCH_UP_MS
         self._maybe_fill_gap(now_ms)
 
     def indication(self, uuid: int, value: bytes, now_ms: int) -> None:
@@ -186,13 +189,19 @@ class Collector:
                 self._after_session_started(now_ms)
 
     def get_timer(self) -> int | None:
-        times = [t for t in (self.deadline_ms, self.retry_at_ms) if t is not None]
+        times = [t for t in (self.deadline_ms, self.retry_at_ms, self.catch_up_ms) if t is not None]
         return min(times) if times else None
 
     def handle_timer(self, now_ms: int) -> None:
         if self.retry_at_ms is not None and now_ms >= self.retry_at_ms and self.retry:
             self.retry_at_ms, request, self.retry = None, self.retry, None
             self._request(request)
+        if self.catch_up_ms is not None and now_ms >= self.catch_up_ms:
+            # A live record is overdue: its notification may have been lost (the next one
+            # would show the gap, but at the session's end there is no next one). Ask once.
+            self.catch_up_ms = None
+            if self.step is Step.LIVE and self.pending is None and self.last_offset is not None:
+                self._write_racp(self._report_since(self.last_offset + 1), now_ms)
         if self.deadline_ms is not None and now_ms >= self.deadline_ms:
             self.deadline_ms = None  # the transfer stalled: keep what came, start over
             self.backfilling = False
@@ -308,14 +317,14 @@ class Collector:
     # --- making sure nothing is missing ---
 
     def _holes(self) -> list[int]:
-        """Offsets between the first and the last record received that never came and are not
-        known to be absent on the sensor."""
-        if not self.seen or self.last_offset is None:
+        """Offsets from the session start to the last record received that never came and
+        are not known to be absent on the sensor (the first reading after warm-up may be the
+        one lost: nothing older would show the gap)."""
+        if self.last_offset is None:
             return []
-        first = min(self.seen)
         return [
             t
-            for t in range(first, self.last_offset, READING_STEP_MIN)
+            for t in range(0, self.last_offset, READING_STEP_MIN)
             if t not in self.seen and t not in self.absent
         ]
 
@@ -364,13 +373,9 @@ class Collector:
         self.out.append(RecordReceived(record, backfill))
 
     def _check_gap(self, record: MeasurementRecord) -> None:
-        """A live record whose predecessor never came, though older records did: reconcile."""
+        """A live record whose predecessor never came (and is not known to be absent)."""
         before = record.time_offset - READING_STEP_MIN
-        if (
-            before not in self.seen
-            and before not in self.absent
-            and any(t < before for t in self.seen)
-        ):
+        if before >= 0 and before not in self.seen and before not in self.absent:
             self.gap_wanted = True
 
     def _maybe_fill_gap(self, now_ms: int) -> None:

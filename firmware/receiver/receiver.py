@@ -83,16 +83,20 @@ class Receiver:
 
     # --- persistence (what a restarted receiver reloads) ---
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
+    def snapshot(self, with_seen: bool = True) -> dict[str, Any]:
+        """What to persist. ``with_seen=False`` leaves out the time offsets received (which
+        grow all session) for a store that keeps the readings themselves."""
+        state = {
             "session_start_ms": self.session_start_ms,
             "failed_at_ms": self.failed_at_ms,
             "stopped_at_ms": self.stopped_at_ms,
             "phase": self.phase.value if self.phase else None,
-            "seen": sorted(self.collector.seen),
             "absent": sorted(self.collector.absent),
             "alerts": self.alerts.to_state() if self.alerts else None,
         }
+        if with_seen:
+            state["seen"] = sorted(self.collector.seen)
+        return state
 
     @classmethod
     def restore(cls, config: ReceiverConfig, state: dict[str, Any], now_ms: int) -> Receiver:
