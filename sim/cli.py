@@ -38,6 +38,15 @@ class _Cli(click.Group):
         return super().main(*args, standalone_mode=False, **kwargs)
 
 
+def _compose(*decorators: Any) -> Any:
+    def apply(function: Any) -> Any:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
 def _fail(message: str) -> NoReturn:
     click.echo(f"cgmsim: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
@@ -101,6 +110,35 @@ def _carries_crc(value: Any) -> bool:
     return value.get("crc") is not None
 
 
+# --scenario / --trace: where reference glucose comes from (accuracy, simulate)
+_reference_options = _compose(
+    click.option(
+        "--scenario", default="daily_life", show_default=True, help="Reference glucose scenario."
+    ),
+    click.option(
+        "--trace",
+        type=click.Path(dir_okay=False, path_type=pathlib.Path),
+        help="Reference glucose from a CSV (time_offset_min,glucose_mgdl) or Nightscout JSON "
+        "file, instead of a scenario.",
+    ),
+)
+
+
+def _reference(scenario: str, trace: pathlib.Path | None) -> Any:
+    """The reference glucose source: a recorded trace, else the named scenario."""
+    from sim.signal.scenarios import SCENARIOS
+    from sim.signal.traces import TraceError, load_trace
+
+    if scenario not in SCENARIOS:
+        raise click.BadParameter(
+            f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}", param_hint="--scenario"
+        )
+    try:
+        return load_trace(trace) if trace is not None else SCENARIOS[scenario]
+    except TraceError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @cli.command(name="accuracy")
 @click.option("--profile", type=click.Choice(["g7", "g6"]), default="g7", show_default=True)
 @click.option("--sensors", type=click.IntRange(1, 100_000), default=300, show_default=True)
@@ -108,14 +146,7 @@ def _carries_crc(value: Any) -> bool:
     "--days", type=click.FloatRange(0.5, 30), default=None, help="Default: the whole session."
 )
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option(
-    "--scenario", default="daily_life", show_default=True, help="Reference glucose scenario."
-)
-@click.option(
-    "--trace",
-    type=click.Path(dir_okay=False, path_type=pathlib.Path),
-    help="Reference glucose from a CSV (time_offset_min,glucose_mgdl) or Nightscout JSON file.",
-)
+@_reference_options
 @click.option("--ideal-sensor", is_flag=True, help="Turn every sensor artefact off.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def accuracy_command(
@@ -134,17 +165,8 @@ def accuracy_command(
     from sim.accuracy import run_study
     from sim.report import print_accuracy
     from sim.signal import models
-    from sim.signal.scenarios import SCENARIOS
-    from sim.signal.traces import TraceError, load_trace
 
-    if scenario not in SCENARIOS:
-        raise click.BadParameter(
-            f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}", param_hint="--scenario"
-        )
-    try:
-        source = load_trace(trace) if trace is not None else SCENARIOS[scenario]
-    except TraceError as error:
-        raise click.ClickException(str(error)) from None
+    source = _reference(scenario, trace)
     model = models.SENSOR_MODELS[profile]
     result = run_study(
         PROFILES[profile],
@@ -174,14 +196,7 @@ def accuracy_command(
     help="Default: the whole session with grace.",
 )
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option(
-    "--scenario", default="daily_life", show_default=True, help="Reference glucose scenario."
-)
-@click.option(
-    "--trace",
-    type=click.Path(dir_okay=False, path_type=pathlib.Path),
-    help="Reference glucose from a CSV or Nightscout JSON file.",
-)
+@_reference_options
 @click.option("--link", type=click.Choice(["memory", "ble"]), default="memory", show_default=True)
 @click.option("--faults", default="", help="e.g. loss=0.3,outage=120:480,receiver_restart=3")
 @click.option(
@@ -228,22 +243,16 @@ def simulate(
     from sim import outputs, world
     from sim.durable import ResumeMismatch
     from sim.report import print_session
-    from sim.signal.scenarios import SCENARIOS
-    from sim.signal.traces import TraceError, load_trace
     from sim.store import StoreError
 
     if link == "ble":
         raise click.BadParameter(
             "the ble link is not available yet; use --link memory", param_hint="--link"
         )
-    if scenario not in SCENARIOS:
-        raise click.BadParameter(
-            f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}", param_hint="--scenario"
-        )
+    source = _reference(scenario, trace)
     try:
-        source = load_trace(trace) if trace is not None else SCENARIOS[scenario]
         fault_spec = world.Faults.parse(faults)
-    except (TraceError, ValueError) as error:
+    except ValueError as error:
         raise click.ClickException(str(error)) from None
     config = world.SimulationConfig(
         profile=PROFILES[profile],
