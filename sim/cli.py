@@ -210,6 +210,16 @@ def accuracy_command(
 @click.option("--no-plot", is_flag=True, help="Do not write session.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of a table.")
 @click.option(
+    "--acknowledge-after",
+    "acknowledge_after",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="MINUTES",
+    help="A simulated user acknowledges every alert raised or repeated, MINUTES after it "
+    "sounded (if it is still active); events.jsonl records each as alert_acknowledged. "
+    "Default: nobody acknowledges.",
+)
+@click.option(
     "--fresh",
     is_flag=True,
     help="Start over: delete --out/receiver.sqlite (the receiver's store) before running.",
@@ -227,6 +237,7 @@ def simulate(
     e2e_crc: bool,
     no_plot: bool,
     as_json: bool,
+    acknowledge_after: float | None,
     fresh: bool,
 ) -> None:
     """Run one whole sensor session: sensor model -> transmitter -> link -> receiver, and write
@@ -262,6 +273,7 @@ def simulate(
         ideal_sensor=ideal_sensor,
         faults=fault_spec,
         e2e_crc=e2e_crc,
+        acknowledge_after_min=acknowledge_after,
     )
     store_path = out / "receiver.sqlite"
     try:

@@ -4,10 +4,11 @@
 One session id per simulation (``f"{profile}-{seed}"``). After every pump of the link that gave
 receiver events (or moved the collector's de-duplication state), one ``commit_batch`` writes
 together: the new readings (``StoredReading``, delivery live/backfill), the other receiver events
-(``StoredEvent``: phase, link, alerts; ``data`` is the events.jsonl record) and the state blobs
-``receiver`` (``Receiver.snapshot()``), ``progress`` (the virtual time reached, ``now_ms``, and
-the run's counters so far) and ``config`` (what simulation this is). A process killed at any
-moment leaves the store at the last commit, where the next run resumes.
+(``StoredEvent``: phase, link, alerts, the simulated user's acknowledgements; ``data`` is the
+events.jsonl record) and the state blobs ``receiver`` (``Receiver.snapshot()``), ``progress``
+(the virtual time reached, ``now_ms``, the run's counters so far and, with a simulated user,
+``pending_acks``: the acknowledgements to come) and ``config`` (what simulation this is). A
+process killed at any moment leaves the store at the last commit, where the next run resumes.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def fingerprint(config: Any) -> dict[str, Any]:
                 "e2e_crc": config.e2e_crc,
                 "clock_at_zero": config.clock_at_zero.isoformat(),
                 "alerts": dataclasses.asdict(config.alerts),
+                # only when set, so stores made before the simulated user existed still match
+                **(
+                    {"acknowledge_after_min": config.acknowledge_after_min}
+                    if getattr(config, "acknowledge_after_min", None) is not None
+                    else {}
+                ),
             },
             default=str,
         )
@@ -136,7 +143,7 @@ class DurableReceiver:
             self._events.append(StoredEvent(event_t_ms(event), record["kind"], data))
 
     def commit(
-        self, receiver: Receiver, now_ms: int, counters: Callable[[], dict[str, int]]
+        self, receiver: Receiver, now_ms: int, counters: Callable[[], dict[str, Any]]
     ) -> bool:
         """Commit what came since the last commit, if anything did; True when it committed."""
         collector = receiver.collector
@@ -159,7 +166,7 @@ class DurableReceiver:
         return True
 
     def finish(
-        self, receiver: Receiver, now_ms: int, counters: Callable[[], dict[str, int]]
+        self, receiver: Receiver, now_ms: int, counters: Callable[[], dict[str, Any]]
     ) -> None:
         """The run reached its end: a rerun finds nothing left to simulate."""
         self._mark = None

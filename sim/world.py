@@ -1,14 +1,15 @@
 """One whole simulated session: sensor -> transmitter -> link -> receiver, in virtual time.
 
 The driver advances a virtual clock straight to the earliest of: the next sensor sample (every
-5 minutes), a core's timer, a fault (outage start or end, receiver restart). Nothing waits on
-a wall clock. Randomness: one ``SeedSequence(seed)`` spawned per component (sensor chain,
-link loss).
+5 minutes), a core's timer, a fault (outage start or end, receiver restart), a simulated user's
+acknowledgement (``acknowledge_after_min``). Nothing waits on a wall clock. Randomness: one
+``SeedSequence(seed)`` spawned per component (sensor chain, link loss).
 """
 
 from __future__ import annotations
 
 import datetime
+import math
 import pathlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,13 @@ import numpy as np
 from firmware.events import SensorSample, SensorState
 from firmware.lifecycle import Phase
 from firmware.profiles import MINUTE_MS, PROFILES, DeviceProfile
-from firmware.receiver.alerts import AlertCleared, AlertRaised, AlertRepeated, AlertSettings
+from firmware.receiver.alerts import (
+    AlertCleared,
+    AlertName,
+    AlertRaised,
+    AlertRepeated,
+    AlertSettings,
+)
 from firmware.receiver.collector import CollectorConfig
 from firmware.receiver.receiver import (
     LinkChanged,
@@ -90,6 +97,22 @@ class SimulationConfig:
     e2e_crc: bool = False
     clock_at_zero: datetime.datetime = datetime.datetime(2026, 1, 5, 8, 0, 0)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    # The simulated user acknowledges every alert raised or repeated this many minutes after it
+    # sounded (if it is still active and unacknowledged then). None: nobody acknowledges.
+    acknowledge_after_min: float | None = None
+
+    def __post_init__(self) -> None:
+        ack = self.acknowledge_after_min
+        if ack is not None and not (math.isfinite(ack) and ack >= 0):
+            raise ValueError(f"acknowledge_after_min must be a finite number >= 0, not {ack}")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertAcknowledged:
+    """The simulated user acknowledged ``alert`` (a driver event, not the receiver's)."""
+
+    t_ms: int
+    alert: AlertName
 
 
 @dataclass
@@ -153,9 +176,22 @@ def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> Simulation
     shown: dict[int, str] = {}
     duplicates = 0
     lost_before = 0  # notifications lost by the processes this one resumes
+    ack_ms = (
+        None
+        if config.acknowledge_after_min is None
+        else round(config.acknowledge_after_min * MINUTE_MS)
+    )
+    # The user's acknowledgements to come: alert -> when (kept with the progress, see counters)
+    pending_acks: dict[AlertName, int] = {}
 
     def on_event(event: object) -> None:
         nonlocal duplicates
+        if ack_ms is not None:
+            match event:
+                case AlertRaised() | AlertRepeated():
+                    pending_acks[event.alert] = event.t_ms + ack_ms
+                case AlertCleared():
+                    pending_acks.pop(event.alert, None)
         record = _event_json(event)
         if record is not None:
             events.append(record)
@@ -191,6 +227,9 @@ def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> Simulation
             next_sample += SAMPLE_MS
         duplicates = int(resumed.get("duplicates", 0))
         lost_before = int(resumed.get("notifications_lost", 0))
+        pending_acks.update(
+            (AlertName(name), int(t)) for name, t in (resumed.get("pending_acks") or {}).items()
+        )
         events.extend(keeper.history())
         keeper.seq = len(events)  # new events go after the history
         for r in keeper.readings():
@@ -225,8 +264,27 @@ def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> Simulation
     def link_should_be_up(t: int) -> bool:
         return not any(a <= t < b for a, b in outages)
 
-    def counters() -> dict[str, int]:
-        return {"duplicates": duplicates, "notifications_lost": lost_before + link.lost}
+    def counters() -> dict[str, Any]:
+        progress: dict[str, Any] = {
+            "duplicates": duplicates,
+            "notifications_lost": lost_before + link.lost,
+        }
+        if ack_ms is not None:
+            progress["pending_acks"] = {a.value: t for a, t in sorted(pending_acks.items())}
+        return progress
+
+    def user_acknowledges(now: int) -> None:
+        """The acknowledgements due by ``now``, one press each, in alert-name order
+        (deterministic). Each press runs the engine up to ``now``: a repeat of another alert
+        due at this very moment sounds then (and that one is acknowledged after its delay)."""
+        for alert in sorted(a for a, t in pending_acks.items() if t <= now):
+            del pending_acks[alert]
+            engine = link.rx.alerts
+            if engine is None or alert not in engine.active or engine.acknowledged(alert):
+                continue
+            on_event(AlertAcknowledged(now, alert))
+            link.rx.acknowledge(alert, now)
+            link.pump(now)
 
     if resumed is None:
         link.connect(0)
@@ -237,6 +295,7 @@ def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> Simulation
     while now < end_ms:
         candidates = [next_sample, tx.get_timer(), link.rx.get_timer(), reconnect_at]
         candidates += [t for t in fault_times if t > now][:1]
+        candidates += pending_acks.values()
         previous, now = now, min(t for t in candidates if t is not None and t >= now)
         steps_at_now = steps_at_now + 1 if now == previous else 0
         if steps_at_now > 1_000:
@@ -262,6 +321,7 @@ def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> Simulation
         if reconnect_at is not None and now >= reconnect_at and link_should_be_up(now):
             reconnect_at = None
             link.connect(now)
+        user_acknowledges(now)  # before a repeat due now: acknowledged in time, it stays silent
         if now == next_sample:
             take_sample(now)
             link.pump(now)  # a reading reaches the receiver before its timers run
@@ -338,7 +398,13 @@ def _event_json(event: object) -> dict[str, Any] | None:
                 "kind": "alert_cleared",
                 "alert": event.alert.value,
             }
+        case AlertAcknowledged():
+            return {
+                "t_min": event.t_ms / MINUTE_MS,
+                "kind": "alert_acknowledged",
+                "alert": event.alert.value,
+            }
     return None
 
 
-__all__ = ["Faults", "Phase", "SimulationConfig", "SimulationResult", "run"]
+__all__ = ["AlertAcknowledged", "Faults", "Phase", "SimulationConfig", "SimulationResult", "run"]

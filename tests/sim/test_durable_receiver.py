@@ -4,6 +4,7 @@ from --out/receiver.sqlite, and the session comes out whole (nothing lost, nothi
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import random
@@ -170,6 +171,55 @@ def test_an_unacknowledged_urgent_low_keeps_repeating_across_kills(tmp_path):
     # it kept its rhythm across every kill: no gap longer than one repeat interval
     gaps = [b - a for a, b in zip([raised[0]["t_min"], *repeats], repeats, strict=False)]
     assert gaps and max(gaps) <= 5
+    assert summary["readings"]["lost"] == 0 and summary["readings"]["duplicates"] == 0
+
+
+def alert_history(history: list[dict]) -> list[tuple[float, str, str]]:
+    return [(e["t_min"], e["kind"], e["alert"]) for e in history if e["kind"].startswith("alert")]
+
+
+def test_acknowledged_alerts_stay_acknowledged_across_kills(tmp_path):
+    trace = tmp_path / "hypo.csv"
+    lines = ["time_offset_min,glucose_mgdl"]
+    lines += [f"{m},{120 if m < 120 else 48}" for m in range(0, 2 * 1440 + 5, 5)]
+    trace.write_text("\n".join(lines) + "\n")
+    extra = ("--days", "2", "--trace", str(trace), "--ideal-sensor", "--acknowledge-after", "2")
+    end_ms = 2 * 1440 * MINUTE_MS
+    clean_out, out = tmp_path / "clean", tmp_path / "killed"
+    clean = subprocess.run(command(clean_out, *extra), capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stderr
+
+    # the first kill lands after the urgent low was raised, acknowledged and re-sounded once
+    first = kill_when(command(out, *extra), out / "receiver.sqlite", 190 * MINUTE_MS)
+    kills, summary = run_killed(out, extra, end_ms, kills=4, seed=11)
+    kills = [first, *kills]
+
+    history = events(out)
+    raised = [
+        e["t_min"] for e in history if e["kind"] == "alert_raised" and e["alert"] == "urgent_low"
+    ]
+    assert raised == [120]
+    sounded = raised + [
+        e["t_min"] for e in history if e["kind"] == "alert_repeated" and e["alert"] == "urgent_low"
+    ]
+    acked = [
+        e["t_min"]
+        for e in history
+        if e["kind"] == "alert_acknowledged" and e["alert"] == "urgent_low"
+    ]
+    assert not [e for e in history if e["kind"] == "alert_cleared" and e["alert"] == "urgent_low"]
+    # every sound acknowledged 2 min later, each acknowledgement held for its 30 min re-alert
+    # interval: never a 5-min repeat, whichever side of a kill it fell
+    assert acked == [t + 2 for t in sounded][: len(acked)] and len(acked) >= len(sounded) - 1
+    for ack_t, next_t in zip(acked, sounded[1:], strict=False):
+        assert next_t == ack_t + 30
+    assert all(b - a == 32 for a, b in itertools.pairwise(sounded))
+    # the kills fell across the acknowledged stretch, some while an acknowledgement held
+    assert sounded[0] * MINUTE_MS < kills[0] and kills[-1] < sounded[-1] * MINUTE_MS
+    assert any(a * MINUTE_MS < k < (a + 30) * MINUTE_MS for k in kills for a in acked)
+    # the same alert history, acknowledgements included, as the run nobody killed
+    assert alert_history(history) == alert_history(events(clean_out))
+    assert json.loads(clean.stdout)["alerts"] == summary["alerts"]
     assert summary["readings"]["lost"] == 0 and summary["readings"]["duplicates"] == 0
 
 
