@@ -14,6 +14,7 @@ the true blood glucose.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,9 +68,11 @@ def run_study(
     days: float | None = None,
     source: GlucoseSource = DAILY_LIFE,
     design: StudyDesign = StudyDesign(),
+    progress: Callable[[int, int], None] | None = None,
 ) -> StudyResult:
     """Simulate ``sensors`` sensors for ``days`` (default: the profile's whole session,
-    grace included) and score them."""
+    grace included) and score them. ``progress(samples_done, samples)`` is called after each
+    chunk."""
     minutes = days * MINUTES_PER_DAY if days is not None else profile.end_ms / MINUTE_MS
     samples = int(minutes // SAMPLE_MIN) + 1
     sensor_seed, lab_seed = np.random.SeedSequence(seed).spawn(2)
@@ -86,6 +89,8 @@ def run_study(
     history_cgm = np.full((sensors, RATE_SAMPLES), np.nan)
     history_bg = np.full((sensors, RATE_SAMPLES), np.nan)
     for chunk in array.chunks(design.chunk_samples):
+        if progress is not None:
+            progress(min(chunk.start + design.chunk_samples, samples), samples)
         cgm = np.where(
             chunk.state == SensorState.OK,
             reported_mgdl(counts_to_mgdl(chunk.raw_counts, calibration)),

@@ -5,9 +5,11 @@ Exit codes: 0 success, 1 a requested check failed, 2 bad input or usage (one lin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import click
@@ -45,6 +47,20 @@ def _compose(*decorators: Any) -> Any:
         return function
 
     return apply
+
+
+@contextlib.contextmanager
+def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal (stderr), nothing otherwise: ``advance(done, total)``."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _fail(message: str) -> NoReturn:
@@ -168,14 +184,16 @@ def accuracy_command(
 
     source = _reference(scenario, trace)
     model = models.SENSOR_MODELS[profile]
-    result = run_study(
-        PROFILES[profile],
-        models.ideal(model) if ideal_sensor else model,
-        sensors,
-        seed,
-        days=days,
-        source=source,
-    )
+    with _progress(f"{sensors} {profile} sensors") as advance:
+        result = run_study(
+            PROFILES[profile],
+            models.ideal(model) if ideal_sensor else model,
+            sensors,
+            seed,
+            days=days,
+            source=source,
+            progress=advance,
+        )
     if as_json:
         reference = source.name
         click.echo(

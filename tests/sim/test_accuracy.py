@@ -164,3 +164,37 @@ def test_cli_reports_a_bad_trace_in_one_line(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"cgmsim: error: {trace} line 3: glucose_mgdl 'abc' is not a number"
     ]
+
+
+def test_a_progress_bar_shows_on_a_terminal_only():
+    import os
+    import pty
+
+    cgmsim = pathlib.Path(sys.executable).parent / "cgmsim"
+    args = [str(cgmsim), "accuracy", "--sensors", "50", "--days", "2", "--json"]
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and quiet.stderr == ""  # not a terminal: no bar
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "100"},
+        )
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    assert b"50 g7 sensors" in shown  # the bar's label, drawn on the terminal
+    json.loads(done.stdout)  # stdout still carries only the JSON
