@@ -1,0 +1,366 @@
+"""The transmitter core served as a real GATT server on the bumble BLE host stack.
+
+An adapter (shared/design/architecture.md, Links): GATT reads, writes and CCCD writes become
+``Read`` / ``Write`` / ``Subscribe`` events into the ``Transmitter`` core and its ``Respond``
+goes back as the attribute value or an ATT error; the core's ``Notify`` / ``Indicate`` go out
+with bumble's notify/indicate and a ``Sent`` goes back once each has left (a notification) or
+been confirmed (an indication). The adapter decides nothing about CGMS.
+
+Security (CGMP §5.2.2; shared/spec/ble-stack.md): LE Secure Connections with bonding and
+passkey entry, the transmitter displaying a configured passkey (display-only I/O). Every CGMS
+value and every CCCD requires encryption. bumble adds a CCCD that anyone may write to every
+notifying characteristic unless the characteristic already has one, so each gets its own CCCD
+here, forwarding to bumble's subscription table only after the permission check. bumble marks
+every encrypted link "authenticated", even after Just Works pairing, so MITM protection is
+enforced on the pairing keys instead: a link whose keys are not authenticated is dropped.
+
+Time comes from a callable (``now_ms``), so the loop clock, a virtual clock or the monotonic
+clock can drive the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from bumble import att
+from bumble.core import UUID, AdvertisingData, ProtocolError
+from bumble.device import Connection, Device
+from bumble.gatt import (
+    GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+    Characteristic,
+    CharacteristicValue,
+    Descriptor,
+    Service,
+)
+from bumble.hci import HCI_AUTHENTICATION_FAILURE_ERROR
+from bumble.keys import PairingKeys
+from bumble.pairing import PairingConfig, PairingDelegate
+from bumble.profiles.device_information_service import DeviceInformationService
+
+from firmware.events import (
+    Connected,
+    Disconnected,
+    GattInput,
+    Indicate,
+    MtuChanged,
+    Notify,
+    Read,
+    Respond,
+    SensorSample,
+    Sent,
+    Subscribe,
+    Write,
+)
+from firmware.transmitter.server import Transmitter
+from protocol.cgms import gatt
+
+logger = logging.getLogger(__name__)
+
+_P = Characteristic.Properties
+_PERMS = att.Attribute.Permissions
+_READ_SECURE = (
+    _PERMS.READABLE | _PERMS.READ_REQUIRES_ENCRYPTION | _PERMS.READ_REQUIRES_AUTHENTICATION
+)
+_WRITE_SECURE = (
+    _PERMS.WRITEABLE | _PERMS.WRITE_REQUIRES_ENCRYPTION | _PERMS.WRITE_REQUIRES_AUTHENTICATION
+)
+_PROPERTIES = {
+    gatt.Property.READ: _P.READ,
+    gatt.Property.WRITE: _P.WRITE,
+    gatt.Property.NOTIFY: _P.NOTIFY,
+    gatt.Property.INDICATE: _P.INDICATE,
+}
+ADVERTISING_INTERVAL_MS = 20.0  # a connection completes on the next advertising PDU
+
+
+def uuid16(value: int) -> UUID:
+    return UUID.from_16_bits(value)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What the Device Information service (0x180A) tells."""
+
+    manufacturer: str = "cgmsim"
+    model: str = "cgmsim-g7"
+    system_id: tuple[int, int] = (0x00CA_FE00, 0x0000_0001)  # (OUI, manufacturer-defined id)
+
+
+class DisplayPasskey(PairingDelegate):
+    """The transmitter's side: display-only I/O, "showing" the passkey printed on the sensor."""
+
+    def __init__(self, passkey: int) -> None:
+        super().__init__(io_capability=PairingDelegate.IoCapability.DISPLAY_OUTPUT_ONLY)
+        if not 0 <= passkey <= 999_999:
+            raise ValueError(f"a passkey has 6 digits, got {passkey}")
+        self.passkey = passkey
+
+    async def generate_passkey(self) -> int:
+        return self.passkey
+
+    async def display_number(self, number: int, digits: int) -> None:
+        logger.info("passkey: %0*d", digits, number)
+
+
+class EnterPasskey(PairingDelegate):
+    """The receiving side: keyboard-only I/O, typing a given passkey."""
+
+    def __init__(self, passkey: int) -> None:
+        super().__init__(io_capability=PairingDelegate.IoCapability.KEYBOARD_INPUT_ONLY)
+        self.passkey = passkey
+
+    async def get_number(self) -> int | None:
+        return self.passkey
+
+
+def transmitter_pairing(passkey: int) -> PairingConfig:
+    """Secure Connections, bonding, MITM via the displayed passkey. A random identity address
+    is what lets a bonded receiver re-encrypt on reconnection (shared/spec/ble-stack.md)."""
+    return PairingConfig(
+        sc=True,
+        mitm=True,
+        bonding=True,
+        delegate=DisplayPasskey(passkey),
+        identity_address_type=PairingConfig.AddressType.RANDOM,
+    )
+
+
+def receiver_pairing(passkey: int) -> PairingConfig:
+    """For a receiver (or a test client) that enters ``passkey`` when asked."""
+    return PairingConfig(sc=True, mitm=True, bonding=True, delegate=EnterPasskey(passkey))
+
+
+def mitm_protected(keys: PairingKeys) -> bool:
+    """Whether pairing produced MITM-authenticated keys (not Just Works)."""
+    found = [k for k in (keys.ltk, keys.ltk_central, keys.ltk_peripheral) if k is not None]
+    return bool(found) and all(k.authenticated for k in found)
+
+
+def advertising_data(name: str) -> bytes:
+    return bytes(
+        AdvertisingData(
+            [
+                (AdvertisingData.FLAGS, bytes([0x06])),  # LE general discoverable, no BR/EDR
+                (
+                    AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+                    bytes(uuid16(gatt.CGM_SERVICE)),
+                ),
+                (AdvertisingData.COMPLETE_LOCAL_NAME, name.encode()),
+            ]
+        )
+    )
+
+
+class BleTransmitter:
+    """Serves ``core`` on ``device`` (one connected collector at a time).
+
+    Call ``start()`` once the device is powered on; feed samples and timers through
+    ``sample()`` / ``handle_timer()`` so that what they produce goes out on the air.
+    """
+
+    def __init__(
+        self,
+        device: Device,
+        core: Transmitter,
+        now_ms: Callable[[], int],
+        *,
+        passkey: int,
+        name: str = "cgmsim",
+        info: DeviceInfo | None = None,
+    ) -> None:
+        self.device, self.core, self.now_ms, self.name = device, core, now_ms, name
+        self.connection: Connection | None = None
+        self.characteristics: dict[int, Characteristic[bytes]] = {}
+        self._outgoing: deque[Notify | Indicate] = deque()
+        self._answers: deque[Respond] = deque()
+        self._wakeup = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # referenced until done
+        self._serving = False
+        self._mitm_failed = False  # this link paired without MITM: refuse it everything
+        self.sent = 0
+        device.name = name
+        device.pairing_config_factory = lambda connection: transmitter_pairing(passkey)
+        info = info or DeviceInfo()
+        device.add_services(
+            [
+                self._cgm_service(),
+                DeviceInformationService(
+                    manufacturer_name=info.manufacturer,
+                    model_number=info.model,
+                    system_id=info.system_id,
+                ),
+            ]
+        )
+        device.on(device.EVENT_CONNECTION, self._on_connection)
+
+    # --- GATT database ---
+
+    def _cgm_service(self) -> Service:
+        for char in gatt.CHARACTERISTICS:
+            properties = _P(0)
+            for ours, theirs in _PROPERTIES.items():
+                if ours in char.properties:
+                    properties |= theirs
+            value = CharacteristicValue(
+                read=lambda connection, uuid=char.uuid: self._read(uuid),
+                write=lambda connection, value, uuid=char.uuid: self._write(uuid, value),
+            )
+            characteristic = Characteristic(
+                uuid16(char.uuid), properties, _READ_SECURE | _WRITE_SECURE, value
+            )
+            if char.properties & (gatt.Property.NOTIFY | gatt.Property.INDICATE):
+                characteristic.descriptors = [self._cccd(characteristic, char.uuid)]
+            self.characteristics[char.uuid] = characteristic
+        return Service(uuid16(gatt.CGM_SERVICE), list(self.characteristics.values()))
+
+    def _cccd(self, characteristic: Characteristic[bytes], uuid: int) -> Descriptor:
+        """Our own CCCD, so that bumble does not add its open one; its write requires an
+        encrypted link, and reaches bumble's subscription table only once the core agreed."""
+        server = self.device.gatt_server
+
+        def write(bearer: att.Bearer, value: bytes) -> None:
+            if len(value) != 2:
+                raise att.ATT_Error(att.ErrorCode.INVALID_ATTRIBUTE_LENGTH)
+            self._respond(Subscribe(uuid, notify=bool(value[0] & 1), indicate=bool(value[0] & 2)))
+            server.write_cccd(bearer, characteristic, value)
+
+        return Descriptor(
+            GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+            _READ_SECURE | _WRITE_SECURE,
+            att.AttributeValueV2(
+                read=lambda bearer: server.read_cccd(bearer, characteristic), write=write
+            ),
+        )
+
+    def _read(self, uuid: int) -> bytes:
+        return self._respond(Read(uuid)).value or b""
+
+    def _write(self, uuid: int, value: bytes) -> None:
+        self._respond(Write(uuid, bytes(value)))
+
+    def _respond(self, request: Read | Write | Subscribe) -> Respond:
+        """Give the core a request and return its answer, raising its ATT error."""
+        if self._mitm_failed:  # until _refuse() has dropped the link
+            raise att.ATT_Error(att.ErrorCode.INSUFFICIENT_AUTHENTICATION)
+        self._answers.clear()
+        self._feed(request)
+        answer = self._answers.popleft() if self._answers else None
+        if answer is None:
+            raise RuntimeError(f"the transmitter core did not answer {request}")
+        if answer.error is not None:
+            raise att.ATT_Error(int(answer.error))
+        return answer
+
+    # --- the core ---
+
+    def _feed(self, event: GattInput | None = None) -> None:
+        """One input into the core (or none, after a sample or timer), then take what it has
+        to say: answers for the request in hand, notifications and indications for the air."""
+        if event is not None:
+            self.core.receive(event, self.now_ms())
+        while (output := self.core.next_event()) is not None:
+            if isinstance(output, Respond):
+                self._answers.append(output)
+            elif self.connection is not None:
+                self._outgoing.append(output)
+                self._wakeup.set()
+
+    def sample(self, sample: SensorSample) -> None:
+        """A sensor sample at ``now_ms()``."""
+        self.core.sample(sample, self.now_ms())
+        self._feed()
+
+    def handle_timer(self) -> None:
+        self.core.handle_timer(self.now_ms())
+        self._feed()
+
+    # --- advertising and connections ---
+
+    async def start(self) -> None:
+        """Connectable advertising with the CGM service UUID and the name (again after
+        each disconnection, until ``stop()``)."""
+        self._serving = True
+        await self.device.start_advertising(
+            advertising_data=advertising_data(self.name),
+            scan_response_data=advertising_data(self.name),
+            advertising_interval_min=ADVERTISING_INTERVAL_MS,
+            advertising_interval_max=ADVERTISING_INTERVAL_MS,
+        )
+
+    async def stop(self) -> None:
+        self._serving = False
+        if self._sender is not None:
+            self._sender.cancel()
+        if self.device.is_advertising:
+            await self.device.stop_advertising()
+
+    def _on_connection(self, connection: Connection) -> None:
+        if self.connection is not None:  # the core serves one collector
+            self._spawn(connection.disconnect())
+            return
+        self.connection, self._mitm_failed = connection, False
+        connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+        connection.on(connection.EVENT_CONNECTION_ATT_MTU_UPDATE, self._on_mtu)
+        connection.on(connection.EVENT_PAIRING, self._on_pairing)
+        self._feed(Connected(connection.att_mtu))
+        self._sender = asyncio.ensure_future(self._send_loop(connection))
+
+    def _on_mtu(self) -> None:
+        if self.connection is not None:
+            self._feed(MtuChanged(self.connection.att_mtu))
+
+    def _on_pairing(self, keys: PairingKeys) -> None:
+        if not mitm_protected(keys) and self.connection is not None:
+            logger.warning("pairing without MITM protection: keys dropped, disconnecting")
+            self._mitm_failed = True
+            self._spawn(self._refuse(self.connection))
+
+    async def _refuse(self, connection: Connection) -> None:
+        """Forget the unauthenticated keys (bumble stored them before telling us, and would
+        re-encrypt with them on reconnection) and drop the link."""
+        if self.device.keystore is not None:
+            await self.device.keystore.delete(str(connection.peer_address))
+        await connection.disconnect(HCI_AUTHENTICATION_FAILURE_ERROR)
+
+    def _on_disconnection(self, reason: int) -> None:
+        self.connection = None
+        self._outgoing.clear()
+        if self._sender is not None:
+            self._sender.cancel()
+            self._sender = None
+        self._feed(Disconnected())
+        if self._serving:
+            self._spawn(self.start())  # link loss: advertise again
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_loop(self, connection: Connection) -> None:
+        """Send what the core queued, one at a time, and tell it ``Sent`` after each."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._outgoing:
+                output = self._outgoing.popleft()
+                characteristic = self.characteristics[output.uuid]
+                send = (
+                    self.device.notify_subscriber
+                    if isinstance(output, Notify)
+                    else self.device.indicate_subscriber
+                )
+                try:
+                    await send(connection, characteristic, output.value)
+                except (TimeoutError, ProtocolError) as error:  # unconfirmed, or the link went
+                    logger.warning("0x%04X not delivered: %s", output.uuid, error)
+                    return  # no Sent: the core's procedure timeout or Disconnected follows
+                self.sent += 1
+                if self.connection is connection:
+                    self._feed(Sent())
