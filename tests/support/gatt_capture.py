@@ -134,7 +134,9 @@ async def _run(snooper: BtSnooper, script: CaptureScript) -> None:
     await peripheral.power_on()
     server_side: asyncio.Future[Connection] = loop.create_future()
     peripheral.once(peripheral.EVENT_CONNECTION, server_side.set_result)
-    await peripheral.start_advertising(advertising_interval_min=1.0)
+    await peripheral.start_advertising(
+        advertising_interval_min=20, advertising_interval_max=20
+    )  # ms, the BLE minimum
     connection = await central.connect(peripheral.random_address)
     server_connection = await server_side
 
