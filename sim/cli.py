@@ -215,7 +215,14 @@ def accuracy_command(
 )
 @click.option("--seed", type=int, default=1, show_default=True)
 @_reference_options
-@click.option("--link", type=click.Choice(["memory", "ble"]), default="memory", show_default=True)
+@click.option(
+    "--link",
+    type=click.Choice(["memory", "ble"]),
+    default="memory",
+    show_default=True,
+    help="memory: in-process, with faults and the durable store; ble: the bumble stack on "
+    "virtual time, with pairing (no faults or store yet).",
+)
 @click.option("--faults", default="", help="e.g. loss=0.3,outage=120:480,receiver_restart=3")
 @click.option(
     "--out",
@@ -274,10 +281,6 @@ def simulate(
     from sim.report import print_session
     from sim.store import StoreError
 
-    if link == "ble":
-        raise click.BadParameter(
-            "the ble link is not available yet; use --link memory", param_hint="--link"
-        )
     source = _reference(scenario, trace)
     try:
         fault_spec = world.Faults.parse(faults)
@@ -303,8 +306,13 @@ def simulate(
         raise click.ClickException(f"cannot write to {out}: {error.strerror}") from None
     started = time.perf_counter()
     try:
-        result = world.run(config, store_path)
-    except (StoreError, ResumeMismatch) as error:
+        if link == "ble":
+            from sim.ble_world import run_ble
+
+            result = run_ble(config)  # no durable store or faults on this link yet
+        else:
+            result = world.run(config, store_path)
+    except (StoreError, ResumeMismatch, ValueError) as error:
         raise click.ClickException(str(error)) from None
     wall = time.perf_counter() - started
     data = outputs.summary(result, link, wall)

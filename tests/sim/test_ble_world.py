@@ -87,3 +87,50 @@ def test_faults_are_rejected() -> None:
         run_ble(SimulationConfig(days=1, faults=Faults(loss=0.1)))
     with pytest.raises(ValueError, match="acknowledge"):
         run_ble(SimulationConfig(days=1, acknowledge_after_min=5))
+
+
+def test_cli_simulates_over_ble(tmp_path):
+    import json
+    import pathlib
+    import subprocess
+    import sys
+
+    cgmsim = pathlib.Path(sys.executable).parent / "cgmsim"
+    common = ["simulate", "--days", "1", "--no-plot", "--json"]
+    ble = subprocess.run(
+        [str(cgmsim), *common, "--link", "ble", "--out", str(tmp_path / "ble")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    memory = subprocess.run(
+        [str(cgmsim), *common, "--link", "memory", "--out", str(tmp_path / "memory")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ble.returncode == 0, ble.stderr
+    over_ble, over_memory = json.loads(ble.stdout), json.loads(memory.stdout)
+    assert over_ble["link"] == "ble"
+    assert over_ble["readings"]["lost"] == over_ble["readings"]["duplicates"] == 0
+    assert over_ble["readings"] == over_memory["readings"]
+    assert over_ble["alerts"] == over_memory["alerts"]
+    faulty = subprocess.run(
+        [
+            str(cgmsim),
+            *common,
+            "--link",
+            "ble",
+            "--faults",
+            "loss=0.1",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert faulty.returncode == 2
+    assert faulty.stderr.strip().splitlines() == [
+        "cgmsim: error: run_ble: faults are not supported on the BLE link yet"
+    ]
