@@ -15,8 +15,9 @@ at 0. Faults and the simulated user's acknowledgements are not modelled here yet
 from __future__ import annotations
 
 import asyncio
+import pathlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -60,11 +61,15 @@ class _TimedBleTransmitter(BleTransmitter):
 
 def run_ble(
     config: SimulationConfig,
+    capture: pathlib.Path | None = None,
     *,
     link_drops_min: Sequence[tuple[float, float]] = (),
     stats: dict[str, int] | None = None,
 ) -> SimulationResult:
-    """Simulate the session over bumble. ``link_drops_min``: (from, to) minutes at which the
+    """Simulate the session over bumble. ``capture``, when given, is where the receiver's HCI
+    traffic is written as a btsnoop log (``bumble.snoop.BtSnooper``): pairing, encryption, the
+    GATT discovery (which a decoder such as tshark needs to map handles to CGM UUIDs) and every
+    notification and indication. ``link_drops_min``: (from, to) minutes at which the
     transmitter drops the BLE connection and the receiver stays away until ``to`` (then
     reconnects and backfills with RACP) — a test hook until ``--faults`` comes to this link.
     ``stats``, when given, gets the connections made, pairings done and values sent over the air."""
@@ -72,13 +77,17 @@ def run_ble(
         raise ValueError("run_ble: faults are not supported on the BLE link yet")
     if config.acknowledge_after_min is not None:
         raise ValueError("run_ble: acknowledge_after_min is not supported on the BLE link yet")
-    return run_virtual(_session(config, tuple(link_drops_min), stats))
+    if capture is None:
+        return run_virtual(_session(config, tuple(link_drops_min), stats, None))
+    with pathlib.Path(capture).open("wb") as output:
+        return run_virtual(_session(config, tuple(link_drops_min), stats, output))
 
 
 async def _session(
     config: SimulationConfig,
     drops: tuple[tuple[float, float], ...],
     stats: dict[str, int] | None,
+    capture: BinaryIO | None,
 ) -> SimulationResult:
     from bumble.controller import Controller
     from bumble.device import Device
@@ -140,6 +149,10 @@ async def _session(
     link = LocalLink()
     tx_device = device(link, "transmitter", "F0:F0:F0:F0:F0:F1")
     rx_device = device(link, "receiver", "F0:F0:F0:F0:F0:F0")
+    if capture is not None:
+        from bumble.snoop import BtSnooper
+
+        rx_device.host.snooper = BtSnooper(capture)
     core = Transmitter(TransmitterConfig(profile, e2e_crc=config.e2e_crc), array.calibrations[0], 0)
     tx = _TimedBleTransmitter(tx_device, core, now_ms, passkey=PASSKEY, name="cgmsim")
     tx.timer = CoreTimer(core.get_timer, tx.handle_timer, to_loop, TX_TIMER_LAG_S)
@@ -208,6 +221,7 @@ async def _session(
     runner.cancel()
     tx.timer.cancel()
     await tx.stop()
+    rx_device.host.snooper = None  # run_ble closes the capture file after this
 
     for row in rows:
         if row.sensor_mgdl is not None and row.delivery is None:

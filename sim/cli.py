@@ -249,6 +249,14 @@ def accuracy_command(
     is_flag=True,
     help="Start over: delete --out/receiver.sqlite (the receiver's store) before running.",
 )
+@click.option(
+    "--capture",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    metavar="FILE",
+    help="With --link ble: write the receiver's HCI traffic (pairing, GATT discovery, every "
+    "notification) to FILE as a btsnoop log, e.g. for Wireshark/tshark.",
+)
 def simulate(
     profile: str,
     days: float | None,
@@ -264,6 +272,7 @@ def simulate(
     as_json: bool,
     acknowledge_after: float | None,
     fresh: bool,
+    capture: pathlib.Path | None,
 ) -> None:
     """Run one whole sensor session: sensor model -> transmitter -> link -> receiver, and write
     summary.json, readings.csv, events.jsonl and session.png into --out.
@@ -281,6 +290,8 @@ def simulate(
     from sim.report import print_session
     from sim.store import StoreError
 
+    if capture is not None and link != "ble":
+        raise click.UsageError("--capture needs --link ble (the memory link has no air to capture)")
     source = _reference(scenario, trace)
     try:
         fault_spec = world.Faults.parse(faults)
@@ -309,11 +320,13 @@ def simulate(
         if link == "ble":
             from sim.ble_world import run_ble
 
-            result = run_ble(config)  # no durable store or faults on this link yet
+            result = run_ble(config, capture)  # no durable store or faults on this link yet
         else:
             result = world.run(config, store_path)
     except (StoreError, ResumeMismatch, ValueError) as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:  # the --capture file
+        raise click.ClickException(f"cannot write {error.filename}: {error.strerror}") from None
     wall = time.perf_counter() - started
     data = outputs.summary(result, link, wall)
     try:
