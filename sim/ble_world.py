@@ -19,25 +19,21 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-import numpy as np
-
 from firmware.events import SensorSample, SensorState
 from firmware.profiles import MINUTE_MS
 from firmware.receiver.collector import CollectorConfig
-from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
+from firmware.receiver.receiver import Receiver, ReceiverConfig
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim.links.ble import BleTransmitter
 from sim.links.ble_receiver import BleReceiver, CoreTimer
-from sim.signal import models
-from sim.signal.sensor import SensorArray
 from sim.virtual_loop import run_virtual
 from sim.world import (
     SAMPLE_MS,
     Faults,
-    SampleRow,
+    Recorder,
     SimulationConfig,
     SimulationResult,
-    _event_json,
+    session_input,
 )
 
 PASSKEY = 123_456
@@ -104,20 +100,8 @@ async def _session(
 
     loop = asyncio.get_running_loop()
     profile = config.profile
-    end_ms = int(
-        (config.days * 1440 * MINUTE_MS) if config.days is not None else profile.end_ms + SAMPLE_MS
-    )
-    samples = end_ms // SAMPLE_MS + 1
-    sensor_seed, _link_seed = np.random.SeedSequence(config.seed).spawn(2)
-    model = models.SENSOR_MODELS[profile.name]
-    array = SensorArray(
-        models.ideal(model) if config.ideal_sensor else model,
-        config.source,
-        1,
-        samples,
-        sensor_seed,
-    )
-    chunk = array.next(samples)
+    session = session_input(config)
+    end_ms, samples, chunk = session.end_ms, session.samples, session.chunk
 
     epoch: list[float] = []  # loop seconds at simulation time 0
 
@@ -127,24 +111,7 @@ async def _session(
     def to_loop(t_ms: int) -> float:
         return (epoch[0] if epoch else loop.time()) + t_ms / 1000
 
-    rows = [SampleRow(k * 5, float(chunk.reference_mgdl[0, k])) for k in range(samples)]
-    events: list[dict[str, Any]] = []
-    shown: dict[int, str] = {}
-    duplicates = 0
-
-    def on_event(event: object) -> None:
-        nonlocal duplicates
-        record = _event_json(event)
-        if record is not None:
-            events.append(record)
-        if isinstance(event, ReadingShown):
-            if event.time_offset in shown:
-                duplicates += 1
-            shown[event.time_offset] = "backfill" if event.backfill else "live"
-            if event.time_offset // 5 < len(rows):
-                row = rows[event.time_offset // 5]
-                row.displayed, row.delivery = event.text, shown[event.time_offset]
-                row.trend_mgdl_min, row.arrow = event.trend_mgdl_min, event.arrow
+    recorder = Recorder(session)
 
     link = LocalLink()
     tx_device = device(link, "transmitter", "F0:F0:F0:F0:F0:F1")
@@ -153,7 +120,7 @@ async def _session(
         from bumble.snoop import BtSnooper
 
         rx_device.host.snooper = BtSnooper(capture)
-    core = Transmitter(TransmitterConfig(profile, e2e_crc=config.e2e_crc), array.calibrations[0], 0)
+    core = Transmitter(TransmitterConfig(profile, e2e_crc=config.e2e_crc), session.calibration, 0)
     tx = _TimedBleTransmitter(tx_device, core, now_ms, passkey=PASSKEY, name="cgmsim")
     tx.timer = CoreTimer(core.get_timer, tx.handle_timer, to_loop, TX_TIMER_LAG_S)
     receiver = Receiver(
@@ -177,7 +144,7 @@ async def _session(
         now_ms,
         to_loop,
         passkey=PASSKEY,
-        on_event=on_event,
+        on_event=recorder.event,
         on_established=established,
         timer_lag_s=RX_TIMER_LAG_S,
     )
@@ -187,10 +154,7 @@ async def _session(
     def take_sample(k: int) -> None:
         before = core.store.latest()
         tx.sample(SensorSample(int(chunk.raw_counts[0, k]), SensorState(int(chunk.state[0, k]))))
-        after = core.store.latest()
-        if after is not None and after is not before:
-            row = rows[after.time_offset // 5]
-            row.sensor_mgdl = after.glucose if isinstance(after.glucose, float) else None
+        recorder.made(before, core.store.latest())
 
     for k in range(1, samples):
         if k * SAMPLE_MS <= end_ms:
@@ -223,14 +187,12 @@ async def _session(
     await tx.stop()
     rx_device.host.snooper = None  # run_ble closes the capture file after this
 
-    for row in rows:
-        if row.sensor_mgdl is not None and row.delivery is None:
-            row.delivery = "lost"
+    recorder.finish()
     result = SimulationResult(
         config=config,
-        rows=rows,
-        events=events,
-        duplicates=duplicates,
+        rows=recorder.rows,
+        events=recorder.events,
+        duplicates=recorder.duplicates,
         notifications_lost=0,
         frame_errors=receiver.collector.frame_errors,
         end_min=end_ms / MINUTE_MS,

@@ -34,13 +34,15 @@ from firmware.receiver.receiver import (
     Receiver,
     ReceiverConfig,
 )
+from firmware.transmitter.algorithm import FactoryCalibration
 from firmware.transmitter.server import Transmitter, TransmitterConfig
+from protocol.cgms.measurement import MeasurementRecord
 from sim import durable
 from sim.durable import DurableReceiver
 from sim.links.memory import MemoryLink
 from sim.signal import models
 from sim.signal.scenarios import DAILY_LIFE, GlucoseSource
-from sim.signal.sensor import SensorArray
+from sim.signal.sensor import SensorArray, SensorChunk
 from sim.store import ReceiverStore
 
 SAMPLE_MS = 5 * MINUTE_MS
@@ -139,6 +141,73 @@ class SimulationResult:
     end_min: float
 
 
+@dataclass(frozen=True, slots=True)
+class SessionInput:
+    """What the sensor does over the whole session, computed up front (it does not depend on
+    the link): the transmitter's input, one sample every 5 minutes."""
+
+    end_ms: int
+    samples: int
+    chunk: SensorChunk
+    calibration: FactoryCalibration
+    link_seed: np.random.SeedSequence
+
+
+def session_input(config: SimulationConfig) -> SessionInput:
+    profile = config.profile
+    days_ms = None if config.days is None else int(config.days * 1440 * MINUTE_MS)
+    end_ms = days_ms if days_ms is not None else profile.end_ms + SAMPLE_MS
+    samples = end_ms // SAMPLE_MS + 1
+    sensor_seed, link_seed = np.random.SeedSequence(config.seed).spawn(2)
+    model = models.SENSOR_MODELS[profile.name]
+    sensor = models.ideal(model) if config.ideal_sensor else model
+    array = SensorArray(sensor, config.source, 1, samples, sensor_seed)
+    return SessionInput(end_ms, samples, array.next(samples), array.calibrations[0], link_seed)
+
+
+class Recorder:
+    """The session as the outputs show it, filled the same way whatever the link: a row per
+    sample (what the transmitter made, what the receiver displayed and how it arrived), the
+    receiver's events as events.jsonl records, and the readings displayed twice."""
+
+    def __init__(self, session: SessionInput) -> None:
+        reference = session.chunk.reference_mgdl[0]
+        self.rows = [SampleRow(k * 5, float(reference[k])) for k in range(session.samples)]
+        self.events: list[dict[str, Any]] = []
+        self.shown: dict[int, str] = {}  # time offset -> delivery
+        self.duplicates = 0
+
+    def event(self, event: object) -> dict[str, Any] | None:
+        """Record one receiver event; its events.jsonl record, if it has one."""
+        record = _event_json(event)
+        if record is not None:
+            self.events.append(record)
+        if isinstance(event, ReadingShown):
+            if event.time_offset in self.shown:
+                self.duplicates += 1
+            self.shown[event.time_offset] = "backfill" if event.backfill else "live"
+            row = self.row(event.time_offset)
+            if row is not None:
+                row.displayed, row.delivery = event.text, self.shown[event.time_offset]
+                row.trend_mgdl_min, row.arrow = event.trend_mgdl_min, event.arrow
+        return record
+
+    def made(self, before: MeasurementRecord | None, after: MeasurementRecord | None) -> None:
+        """The transmitter's newest record before and after a sample: note a new one."""
+        if after is not None and after is not before:
+            row = self.rows[after.time_offset // 5]
+            row.sensor_mgdl = after.glucose if isinstance(after.glucose, float) else None
+
+    def row(self, time_offset: int) -> SampleRow | None:
+        index = time_offset // 5
+        return self.rows[index] if index < len(self.rows) else None
+
+    def finish(self) -> None:
+        for row in self.rows:
+            if row.sensor_mgdl is not None and row.delivery is None:
+                row.delivery = "lost"
+
+
 def run(config: SimulationConfig, store_path: pathlib.Path | None = None) -> SimulationResult:
     """Simulate the session. With ``store_path`` the receiver is durable (``sim.durable``):
     every pump that gave receiver events is committed to the SQLite store there, receiver
@@ -153,28 +222,11 @@ def run(config: SimulationConfig, store_path: pathlib.Path | None = None) -> Sim
 
 def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> SimulationResult:
     profile = config.profile
-    end_ms = int(
-        (config.days * 1440 * MINUTE_MS) if config.days is not None else profile.end_ms + SAMPLE_MS
-    )
-    samples = end_ms // SAMPLE_MS + 1
-    sensor_seed, link_seed = np.random.SeedSequence(config.seed).spawn(2)
-    model = models.SENSOR_MODELS[profile.name]
-    array = SensorArray(
-        models.ideal(model) if config.ideal_sensor else model,
-        config.source,
-        1,
-        samples,
-        sensor_seed,
-    )
-    chunk = array.next(samples)
-    calibration = array.calibrations[0]
-
-    tx = Transmitter(TransmitterConfig(profile, e2e_crc=config.e2e_crc), calibration, 0)
+    session = session_input(config)
+    end_ms, chunk, link_seed = session.end_ms, session.chunk, session.link_seed
+    tx = Transmitter(TransmitterConfig(profile, e2e_crc=config.e2e_crc), session.calibration, 0)
     receiver_config = ReceiverConfig(profile, CollectorConfig(config.clock_at_zero), config.alerts)
-    rows = [SampleRow(k * 5, float(chunk.reference_mgdl[0, k])) for k in range(samples)]
-    events: list[dict[str, Any]] = []
-    shown: dict[int, str] = {}
-    duplicates = 0
+    recorder = Recorder(session)
     lost_before = 0  # notifications lost by the processes this one resumes
     ack_ms = (
         None
@@ -185,36 +237,22 @@ def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> Simulation
     pending_acks: dict[AlertName, int] = {}
 
     def on_event(event: object) -> None:
-        nonlocal duplicates
         if ack_ms is not None:
             match event:
                 case AlertRaised() | AlertRepeated():
                     pending_acks[event.alert] = event.t_ms + ack_ms
                 case AlertCleared():
                     pending_acks.pop(event.alert, None)
-        record = _event_json(event)
-        if record is not None:
-            events.append(record)
+        record = recorder.event(event)
         if keeper is not None:
             keeper.add(event, record)
-        if isinstance(event, ReadingShown):
-            row = rows[event.time_offset // 5] if event.time_offset // 5 < len(rows) else None
-            if event.time_offset in shown:
-                duplicates += 1
-            shown[event.time_offset] = "backfill" if event.backfill else "live"
-            if row is not None:
-                row.displayed, row.delivery = event.text, shown[event.time_offset]
-                row.trend_mgdl_min, row.arrow = event.trend_mgdl_min, event.arrow
 
     def take_sample(now: int) -> None:
         k = now // SAMPLE_MS
         state = SensorState(int(chunk.state[0, k]))
         before = tx.store.latest()
         tx.sample(SensorSample(int(chunk.raw_counts[0, k]), state), now)
-        after = tx.store.latest()
-        if after is not None and after is not before:
-            row = rows[after.time_offset // 5]
-            row.sensor_mgdl = after.glucose if isinstance(after.glucose, float) else None
+        recorder.made(before, tx.store.latest())
 
     now, next_sample = 0, SAMPLE_MS
     reconnect_at: int | None = None
@@ -225,17 +263,17 @@ def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> Simulation
         while next_sample <= now:
             take_sample(next_sample)
             next_sample += SAMPLE_MS
-        duplicates = int(resumed.get("duplicates", 0))
+        recorder.duplicates = int(resumed.get("duplicates", 0))
         lost_before = int(resumed.get("notifications_lost", 0))
         pending_acks.update(
             (AlertName(name), int(t)) for name, t in (resumed.get("pending_acks") or {}).items()
         )
-        events.extend(keeper.history())
-        keeper.seq = len(events)  # new events go after the history
+        recorder.events.extend(keeper.history())
+        keeper.seq = len(recorder.events)  # new events go after the history
         for r in keeper.readings():
-            shown[r.time_offset_min] = r.delivery
-            if r.time_offset_min // 5 < len(rows):
-                row = rows[r.time_offset_min // 5]
+            recorder.shown[r.time_offset_min] = r.delivery
+            row = recorder.row(r.time_offset_min)
+            if row is not None:
                 record = durable.reading_record(r)
                 row.displayed, row.delivery = record["text"], r.delivery
                 row.trend_mgdl_min, row.arrow = r.trend_mgdl_min, record["arrow"]
@@ -266,7 +304,7 @@ def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> Simulation
 
     def counters() -> dict[str, Any]:
         progress: dict[str, Any] = {
-            "duplicates": duplicates,
+            "duplicates": recorder.duplicates,
             "notifications_lost": lost_before + link.lost,
         }
         if ack_ms is not None:
@@ -337,14 +375,12 @@ def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> Simulation
             keeper.commit(link.rx, now, counters)
     if keeper is not None:
         keeper.finish(link.rx, end_ms, counters)
-    for row in rows:
-        if row.sensor_mgdl is not None and row.delivery is None:
-            row.delivery = "lost"
+    recorder.finish()
     return SimulationResult(
         config=config,
-        rows=rows,
-        events=events,
-        duplicates=duplicates,
+        rows=recorder.rows,
+        events=recorder.events,
+        duplicates=recorder.duplicates,
         notifications_lost=lost_before + link.lost,
         frame_errors=link.rx.collector.frame_errors,
         end_min=end_ms / MINUTE_MS,
