@@ -1,0 +1,272 @@
+"""A bleak backend over a bumble ``Device``: the receiver's bleak code, run on bumble's host stack.
+
+``BleakScanner(backend=BumbleScanner, bumble_device=device)`` scans with the bumble device and
+``BleakClient(ble_device, backend=BumbleClient, bumble_device=device, pairing=config)`` connects,
+pairs (with the given bumble ``PairingConfig``), discovers, reads, writes and subscribes (to
+notifications or indications). ATT error responses become ``BleakGATTProtocolError``, failed
+pairing a ``BleakError`` (shared/spec/ble-stack.md, "bleak").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid as uuidlib
+from collections.abc import Callable
+from typing import Any, Literal, cast
+
+from bleak.args import SizedBuffer
+from bleak.assigned_numbers import CharacteristicPropertyName
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.client import BaseBleakClient, NotifyCallback
+from bleak.backends.descriptor import BleakGATTDescriptor
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
+from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
+from bleak.exc import BleakError, BleakGATTProtocolError
+from bumble import att
+from bumble.core import UUID, AdvertisingData, ProtocolError
+from bumble.device import Advertisement, Connection, Device, Peer
+from bumble.gatt import Characteristic
+from bumble.gatt_client import CharacteristicProxy
+from bumble.hci import Address
+from bumble.pairing import PairingConfig
+
+_TYPE = AdvertisingData.Type
+_UUID_LISTS = [t for t in _TYPE if "_SERVICE_CLASS_UUIDS" in t.name]
+_SERVICE_DATA = [t for t in _TYPE if t.name.startswith("SERVICE_DATA_")]
+
+
+def _property_names(properties: Characteristic.Properties) -> list[CharacteristicPropertyName]:
+    """bumble's flags as bleak's names ("write-without-response", ...)."""
+    names = [p.name.lower().replace("_", "-") for p in Characteristic.Properties if p & properties]
+    return cast(list[CharacteristicPropertyName], names)
+
+
+def bleak_uuid(value: UUID) -> str:
+    """bumble's UUID as bleak's lower-case 128-bit string."""
+    return str(uuidlib.UUID(bytes=bytes(reversed(value.to_bytes(force_128=True)))))
+
+
+class BumbleScanner(BaseBleakScanner):
+    """Scans with ``bumble_device`` (already powered on); ``BLEDevice.details`` is the address."""
+
+    def __init__(
+        self,
+        detection_callback: AdvertisementDataCallback | None,
+        service_uuids: list[str] | None,
+        scanning_mode: Literal["active", "passive"] = "active",
+        *,
+        bumble_device: Device,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(detection_callback, service_uuids)
+        self._device, self._active = bumble_device, scanning_mode == "active"
+
+    async def start(self) -> None:
+        self.seen_devices = {}
+        self._device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+        await self._device.start_scanning(active=self._active, filter_duplicates=False)
+
+    async def stop(self) -> None:
+        self._device.remove_listener(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+        if self._device.is_scanning:
+            await self._device.stop_scanning()
+
+    def _on_advertisement(self, advertisement: Advertisement) -> None:
+        """One advertising report (or scan response), merged with what the address sent before."""
+        data, key = advertisement.data, str(advertisement.address)
+        previous = self.seen_devices.get(key)
+        old = previous[1] if previous is not None else None
+        uuids = list(old.service_uuids) if old else []
+        for kind in _UUID_LISTS:
+            for found in data.get_all(kind):
+                uuids += [u for u in map(bleak_uuid, found) if u not in uuids]  # type: ignore[arg-type]
+        name = data.get(AdvertisingData.COMPLETE_LOCAL_NAME) or data.get(
+            AdvertisingData.SHORTENED_LOCAL_NAME
+        )
+        manufacturer = dict(old.manufacturer_data) if old else {}
+        manufacturer.update(data.get_all(AdvertisingData.MANUFACTURER_SPECIFIC_DATA))
+        service_data = dict(old.service_data) if old else {}
+        for kind in _SERVICE_DATA:
+            for service, payload in data.get_all(kind):  # type: ignore[misc]
+                service_data[bleak_uuid(service)] = bytes(payload)
+        tx_power = data.get(AdvertisingData.TX_POWER_LEVEL)
+        if not self.is_allowed_uuid(uuids):
+            return
+        adv = AdvertisementData(
+            local_name=str(name) if name else (old.local_name if old else None),
+            manufacturer_data=manufacturer,
+            service_data=service_data,
+            service_uuids=uuids,
+            tx_power=tx_power if isinstance(tx_power, int) else None,
+            rssi=advertisement.rssi,
+            platform_data=(advertisement,),
+        )
+        device = self.create_or_update_device(key, key, adv.local_name, advertisement.address, adv)
+        self.call_detection_callbacks(device, adv)
+
+
+class BumbleClient(BaseBleakClient):
+    """A GATT client on ``bumble_device``; ``pairing`` is the bumble ``PairingConfig`` used when
+    pairing (the device's own factory if ``None``)."""
+
+    def __init__(
+        self,
+        address_or_ble_device: BLEDevice | str,
+        *,
+        disconnected_callback: Callable[[], None] | None,
+        timeout: float,
+        bumble_device: Device,
+        pairing: PairingConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            address_or_ble_device, disconnected_callback=disconnected_callback, timeout=timeout
+        )
+        self._device, self._pairing = bumble_device, pairing
+        details = getattr(address_or_ble_device, "details", None)
+        self._peer_address = details if isinstance(details, Address) else Address(self.address)
+        self._connection: Connection | None = None
+        self._peer: Peer | None = None
+        self._subscribers: dict[int, Callable[[bytes], None]] = {}
+        self._disconnecting = False
+
+    @property
+    def name(self) -> str:
+        return self.address
+
+    @property
+    def mtu_size(self) -> int:
+        return self._connection.att_mtu if self._connection is not None else att.ATT_DEFAULT_MTU
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None
+
+    def _require(self) -> Peer:
+        if self._peer is None:
+            raise BleakError("Not connected")
+        return self._peer
+
+    async def connect(self, pair: bool, **kwargs: Any) -> None:
+        if self._pairing is not None:
+            pairing = self._pairing
+            self._device.pairing_config_factory = lambda connection: pairing
+        try:
+            connection = await self._device.connect(self._peer_address, timeout=self._timeout)
+        except (ProtocolError, TimeoutError) as error:
+            raise BleakError(f"could not connect to {self.address}: {error}") from error
+        self._connection, self._peer, self._disconnecting = connection, Peer(connection), False
+        connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+        try:
+            if pair:
+                await self.pair()
+            await asyncio.wait_for(self._discover(), self._timeout)
+        except BaseException:
+            await self.disconnect()
+            raise
+
+    async def _discover(self) -> None:
+        peer = self._require()
+        await peer.discover_all()
+        services = BleakGATTServiceCollection()
+        payload = lambda: self.mtu_size - 3  # noqa: E731 (bleak calls it when asked)
+        for service in peer.services:
+            ours = BleakGATTService(service, service.handle, bleak_uuid(service.uuid))
+            services.add_service(ours)
+            for char in service.characteristics:
+                properties = _property_names(char.properties)
+                bleak_char = BleakGATTCharacteristic(
+                    char, char.handle, bleak_uuid(char.uuid), properties, payload, ours
+                )
+                services.add_characteristic(bleak_char)
+                for descriptor in char.descriptors:
+                    services.add_descriptor(
+                        BleakGATTDescriptor(
+                            descriptor, descriptor.handle, bleak_uuid(descriptor.type), bleak_char
+                        )
+                    )
+        self.services = services
+
+    def _on_disconnection(self, reason: int) -> None:
+        self._connection = self._peer = None
+        self.services = None
+        self._subscribers.clear()
+        if not self._disconnecting and self._disconnected_callback is not None:
+            self._disconnected_callback()
+
+    async def disconnect(self) -> None:
+        if self._connection is None:
+            return
+        self._disconnecting = True
+        try:
+            await asyncio.wait_for(self._connection.disconnect(), self._timeout)
+        except (ProtocolError, TimeoutError) as error:
+            raise BleakError(f"disconnection failed: {error}") from error
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await asyncio.wait_for(self._require().connection.pair(), self._timeout)
+        except (ProtocolError, TimeoutError) as error:
+            raise BleakError(f"pairing with {self.address} failed: {error}") from error
+
+    async def unpair(self) -> None:
+        if self._device.keystore is not None:
+            await self._device.keystore.delete(str(self._peer_address))
+        await self.disconnect()
+
+    async def _gatt(self, work: Any) -> Any:
+        try:
+            return await asyncio.wait_for(work, self._timeout)
+        except att.ATT_Error as error:  # an ATT error response: bleak's protocol error
+            raise BleakGATTProtocolError(error.error_code) from error
+        except (ProtocolError, TimeoutError) as error:
+            raise BleakError(str(error) or type(error).__name__) from error
+
+    async def read_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
+    ) -> bytearray:
+        peer = self._require()
+        return bytearray(await self._gatt(peer.read_value(characteristic.obj)))
+
+    async def read_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
+    ) -> bytearray:
+        peer = self._require()
+        return bytearray(await self._gatt(peer.read_value(descriptor.obj)))
+
+    async def write_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool
+    ) -> None:
+        peer = self._require()
+        await self._gatt(peer.write_value(characteristic.obj, bytes(data), with_response=response))
+
+    async def write_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, data: SizedBuffer
+    ) -> None:
+        peer = self._require()
+        await self._gatt(peer.write_value(descriptor.obj, bytes(data), with_response=True))
+
+    async def start_notify(
+        self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
+    ) -> None:
+        """Notifications if the characteristic has them, else indications."""
+        peer = self._require()
+        proxy: CharacteristicProxy[bytes] = characteristic.obj
+
+        def subscriber(value: bytes) -> None:
+            callback(bytearray(value))
+
+        try:
+            await self._gatt(peer.subscribe(proxy, subscriber, prefer_notify=True))
+        except BleakError:
+            client = peer.gatt_client  # bumble registers the subscriber before the CCCD write
+            for table in (client.notification_subscribers, client.indication_subscribers):
+                table.get(proxy.handle, set()).discard(subscriber)
+            raise
+        self._subscribers[characteristic.handle] = subscriber
+
+    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
+        peer = self._require()
+        subscriber = self._subscribers.pop(characteristic.handle, None)
+        await self._gatt(peer.unsubscribe(characteristic.obj, subscriber))
