@@ -24,7 +24,7 @@ from firmware.profiles import MINUTE_MS
 from firmware.receiver.collector import CollectorConfig
 from firmware.receiver.receiver import Receiver, ReceiverConfig
 from firmware.transmitter.server import Transmitter, TransmitterConfig
-from sim.links.ble import BleTransmitter
+from sim.links.ble import BleTransmitter, in_process_device
 from sim.links.ble_receiver import BleReceiver, CoreTimer
 from sim.virtual_loop import run_virtual
 from sim.world import (
@@ -85,18 +85,7 @@ async def _session(
     stats: dict[str, int] | None,
     capture: BinaryIO | None,
 ) -> SimulationResult:
-    from bumble.controller import Controller
-    from bumble.device import Device
-    from bumble.hci import Address
-    from bumble.host import Host
     from bumble.link import LocalLink
-    from bumble.transport.common import AsyncPipeSink
-
-    def device(link: LocalLink, name: str, address: str) -> Device:
-        controller = Controller(name, link=link, public_address=address)
-        return Device(
-            name=name, address=Address(address), host=Host(controller, AsyncPipeSink(controller))
-        )
 
     loop = asyncio.get_running_loop()
     profile = config.profile
@@ -114,8 +103,8 @@ async def _session(
     recorder = Recorder(session)
 
     link = LocalLink()
-    tx_device = device(link, "transmitter", "F0:F0:F0:F0:F0:F1")
-    rx_device = device(link, "receiver", "F0:F0:F0:F0:F0:F0")
+    tx_device = in_process_device(link, "transmitter", "F0:F0:F0:F0:F0:F1")
+    rx_device = in_process_device(link, "receiver", "F0:F0:F0:F0:F0:F0")
     if capture is not None:
         from bumble.snoop import BtSnooper
 

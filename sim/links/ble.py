@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bumble import att
+from bumble.controller import Controller
 from bumble.core import UUID, AdvertisingData, ProtocolError
 from bumble.device import Connection, Device
 from bumble.gatt import (
@@ -37,10 +38,13 @@ from bumble.gatt import (
     Descriptor,
     Service,
 )
-from bumble.hci import HCI_AUTHENTICATION_FAILURE_ERROR
+from bumble.hci import HCI_AUTHENTICATION_FAILURE_ERROR, Address
+from bumble.host import Host
 from bumble.keys import PairingKeys
+from bumble.link import LocalLink
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.profiles.device_information_service import DeviceInformationService
+from bumble.transport.common import AsyncPipeSink
 
 from firmware.events import (
     Connected,
@@ -139,6 +143,13 @@ def mitm_protected(keys: PairingKeys) -> bool:
     """Whether pairing produced MITM-authenticated keys (not Just Works)."""
     found = [k for k in (keys.ltk, keys.ltk_central, keys.ltk_peripheral) if k is not None]
     return bool(found) and all(k.authenticated for k in found)
+
+
+def in_process_device(link: LocalLink, name: str, address: str) -> Device:
+    """A bumble device on a virtual controller attached to an in-process ``LocalLink``."""
+    controller = Controller(name, link=link, public_address=address)
+    host = Host(controller, AsyncPipeSink(controller))
+    return Device(name=name, address=Address(address), host=host)
 
 
 def advertising_data(name: str) -> bytes:

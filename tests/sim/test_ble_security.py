@@ -14,17 +14,13 @@ from typing import TypeVar
 
 import pytest
 from bumble import att
-from bumble.controller import Controller
 from bumble.core import ProtocolError
 from bumble.device import Connection, Device, Peer
 from bumble.gatt import GATT_MANUFACTURER_NAME_STRING_CHARACTERISTIC
 from bumble.gatt_client import CharacteristicProxy
-from bumble.hci import Address
-from bumble.host import Host
 from bumble.keys import PairingKeys
 from bumble.link import LocalLink
 from bumble.pairing import PairingConfig, PairingDelegate
-from bumble.transport.common import AsyncPipeSink
 
 from firmware.events import SensorSample
 from firmware.profiles import G7, MINUTE_MS
@@ -33,7 +29,13 @@ from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import attributes, gatt, measurement, racp
 from protocol.cgms.attributes import FeatureFlags
 from protocol.cgms.racp import RacpOpcode, RacpOperator
-from sim.links.ble import BleTransmitter, mitm_protected, receiver_pairing, uuid16
+from sim.links.ble import (
+    BleTransmitter,
+    in_process_device,
+    mitm_protected,
+    receiver_pairing,
+    uuid16,
+)
 
 T = TypeVar("T")
 PASSKEY = 123_456
@@ -47,13 +49,7 @@ def counts(mgdl: float) -> int:
 
 
 def _device(link: LocalLink, index: int) -> Device:
-    address = ":".join([f"E{index}"] * 6)
-    controller = Controller(f"C{index}", link=link, public_address=address)
-    return Device(
-        name=f"dev{index}",
-        address=Address(address),
-        host=Host(controller, AsyncPipeSink(controller)),
-    )
+    return in_process_device(link, f"dev{index}", ":".join([f"E{index}"] * 6))
 
 
 def _setter(future: asyncio.Future[T]) -> Callable[[T], None]:

@@ -17,12 +17,8 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
-from bumble.controller import Controller
 from bumble.device import Device
-from bumble.hci import Address
-from bumble.host import Host
 from bumble.link import LocalLink
-from bumble.transport.common import AsyncPipeSink
 
 from firmware.events import SensorSample
 from firmware.profiles import G7, MINUTE_MS
@@ -31,7 +27,7 @@ from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import attributes, measurement, racp
 from protocol.cgms.attributes import FeatureFlags
 from protocol.cgms.racp import RacpOpcode, RacpOperator
-from sim.links.ble import BleTransmitter, receiver_pairing
+from sim.links.ble import BleTransmitter, in_process_device, receiver_pairing
 from sim.links.bleak_bumble import BumbleClient, BumbleScanner
 
 PASSKEY = 123_456
@@ -49,13 +45,7 @@ def counts(mgdl: float) -> int:
 
 
 def _device(link: LocalLink, index: int) -> Device:
-    address = ":".join([f"E{index}"] * 6)
-    controller = Controller(f"C{index}", link=link, public_address=address)
-    return Device(
-        name=f"dev{index}",
-        address=Address(address),
-        host=Host(controller, AsyncPipeSink(controller)),
-    )
+    return in_process_device(link, f"dev{index}", ":".join([f"E{index}"] * 6))
 
 
 @dataclass

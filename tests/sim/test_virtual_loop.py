@@ -7,15 +7,12 @@ import heapq
 import time
 
 import pytest
-from bumble.controller import Controller
 from bumble.core import UUID
 from bumble.device import Connection, Device, Peer
 from bumble.gatt import Characteristic, Service
-from bumble.hci import Address
-from bumble.host import Host
 from bumble.link import LocalLink
-from bumble.transport.common import AsyncPipeSink
 
+from sim.links.ble import in_process_device
 from sim.virtual_loop import VirtualTimeEventLoop, run_virtual
 
 DAY = 86_400.0
@@ -141,10 +138,7 @@ _READINGS = 288  # one day
 
 
 def _make_device(link: LocalLink, index: int) -> Device:
-    address = ":".join([f"F{index}"] * 6)
-    controller = Controller(f"C{index}", link=link, public_address=address)
-    host = Host(controller, AsyncPipeSink(controller))
-    return Device(name=f"vt-{index}", address=Address(address), host=host)
+    return in_process_device(link, f"vt-{index}", ":".join([f"F{index}"] * 6))
 
 
 async def _simulated_day() -> dict[str, object]:

@@ -20,18 +20,15 @@ import pathlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bumble.controller import Controller
 from bumble.core import UUID
 from bumble.device import Connection, Device, Peer
 from bumble.gatt import Characteristic, Service
 from bumble.gatt_client import CharacteristicProxy
-from bumble.hci import Address
-from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.snoop import BtSnooper
-from bumble.transport.common import AsyncPipeSink
 
 from protocol.cgms import gatt
+from sim.links.ble import in_process_device
 
 _P = Characteristic.Properties
 _PERMS = Characteristic.Permissions
@@ -94,10 +91,7 @@ def _uuid(value: int) -> UUID:
 
 
 def _make_device(link: LocalLink, index: int) -> Device:
-    address = ":".join([f"F{index}"] * 6)
-    controller = Controller(f"C{index}", link=link, public_address=address)
-    host = Host(controller, AsyncPipeSink(controller))
-    return Device(name=f"cgmsim-{index}", address=Address(address), host=host)
+    return in_process_device(link, f"cgmsim-{index}", ":".join([f"F{index}"] * 6))
 
 
 def _build_service(script: CaptureScript) -> dict[int, Characteristic[bytes]]:
