@@ -218,10 +218,10 @@ def accuracy_command(
 @click.option(
     "--link",
     type=click.Choice(["memory", "ble"]),
-    default="memory",
+    default="ble",
     show_default=True,
-    help="memory: in-process, with faults and the durable store; ble: the bumble stack on "
-    "virtual time, with pairing (no faults or store yet).",
+    help="ble: two devices on the bumble host stack (pairing, encryption, GATT) in virtual "
+    "time; memory: the cores wired directly, fastest. Both take --faults and keep the store.",
 )
 @click.option("--faults", default="", help="e.g. loss=0.3,outage=120:480,receiver_restart=3")
 @click.option(
@@ -320,7 +320,7 @@ def simulate(
         if link == "ble":
             from sim.ble_world import run_ble
 
-            result = run_ble(config, capture)  # no durable store or faults on this link yet
+            result = run_ble(config, capture, store_path)
         else:
             result = world.run(config, store_path)
     except (StoreError, ResumeMismatch, ValueError) as error:

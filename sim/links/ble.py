@@ -145,6 +145,36 @@ def mitm_protected(keys: PairingKeys) -> bool:
     return bool(found) and all(k.authenticated for k in found)
 
 
+class LossyLink(LocalLink):
+    """bumble's in-process link losing each ATT notification with probability ``loss`` (one
+    draw from ``rng`` per notification, as ``sim.links.memory`` draws): the receiver misses
+    it and finds the gap. Only notifications: a lost request, response or indication would
+    stall ATT until its 30 s timeout, which is a different fault (an outage)."""
+
+    def __init__(self, loss: float = 0.0, rng: Any = None) -> None:
+        super().__init__()
+        self.loss, self.rng = loss, rng
+        self.lost = 0
+
+    def send_acl_data(
+        self, sender_controller: Any, destination_address: Any, transport: Any, data: bytes
+    ) -> None:
+        # ``data`` is one whole L2CAP PDU: length (2), channel id (2), payload; ATT is on 0x0004
+        if (
+            self.loss
+            and len(data) > 4
+            and data[2:4] == _ATT_CID
+            and data[4] == att.Opcode.ATT_HANDLE_VALUE_NOTIFICATION
+            and self.rng.random() < self.loss
+        ):
+            self.lost += 1
+            return
+        super().send_acl_data(sender_controller, destination_address, transport, data)
+
+
+_ATT_CID = (0x0004).to_bytes(2, "little")
+
+
 def in_process_device(link: LocalLink, name: str, address: str) -> Device:
     """A bumble device on a virtual controller attached to an in-process ``LocalLink``."""
     controller = Controller(name, link=link, public_address=address)

@@ -141,26 +141,34 @@ class BleReceiver:
     # --- the connection cycle ---
 
     async def run(self) -> None:
+        """Connect (not before ``hold_until_ms``), and again after each link loss."""
         self._running = True
+        delay = 0
         while self._running:
+            if self.hold_until_ms is not None:
+                delay = max(delay, self.hold_until_ms - self.now_ms())
+            await self._sleep_ms(delay)
+            if not self._running:
+                break
+            delay = self.reconnect_delay_ms
             try:
                 await self._establish()
             except Exception as error:  # any failure: try again later
                 logger.warning("connection to %s failed: %s", self.address, error)
                 await self._drop()
-                await self._sleep_ms(self.reconnect_delay_ms)
                 continue
             await self._gone.wait()
-            delay = self.reconnect_delay_ms
-            if self.hold_until_ms is not None:
-                delay = max(delay, self.hold_until_ms - self.now_ms())
-            await self._sleep_ms(delay)
 
     def stop(self) -> None:
         self._running = False
         self.timer.cancel()
         for task in list(self._tasks):
             task.cancel()
+
+    async def close(self, reason: str) -> None:
+        """Stop, and end the link with ``reason`` (the core hears it as its disconnection)."""
+        self.stop()
+        await self._disconnect(reason)
 
     async def _sleep_ms(self, ms: int) -> None:
         await asyncio.sleep(max(ms, 0) / 1000)
@@ -191,7 +199,7 @@ class BleReceiver:
             self.on_established()
         self._spawn(self._worker(connection))
         self.receiver.connected(self.now_ms())
-        self._drain()
+        self.drain()
 
     async def _secure(self, connection: Connection) -> None:
         """Re-encrypt with the bonded key when there is one, else pair with the passkey."""
@@ -224,7 +232,7 @@ class BleReceiver:
         wanted, self._wanted_reason = self._wanted_reason, None
         if established:
             self.receiver.disconnected(self.now_ms(), wanted or f"link lost (HCI 0x{reason:02X})")
-            self._drain()
+            self.drain()
         self._gone.set()
 
     async def _disconnect(self, reason: str) -> None:
@@ -237,7 +245,7 @@ class BleReceiver:
 
     # --- the core ---
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
         """Take what the core has to say: requests for the link, app events for the caller."""
         while (event := self.receiver.next_event()) is not None:
             match event:
@@ -249,11 +257,12 @@ class BleReceiver:
                     self._spawn(self._disconnect(reason))
                 case _:
                     self.on_event(event)
-        self.timer.arm()
+        if self._running:  # a closed receiver's core runs no more timers
+            self.timer.arm()
 
     def _on_timer(self) -> None:
         self.receiver.handle_timer(self.now_ms())
-        self._drain()
+        self.drain()
 
     def _value(self, indication: bool, uuid: int, value: bytes) -> None:
         if self._in_flight:  # after the answer to the request in flight
@@ -266,7 +275,7 @@ class BleReceiver:
             self.receiver.indication(uuid, value, self.now_ms())
         else:
             self.receiver.notification(uuid, value, self.now_ms())
-        self._drain()
+        self.drain()
 
     async def _worker(self, connection: Connection) -> None:
         """The requests, one at a time, each answer into the core before the next."""
@@ -287,7 +296,7 @@ class BleReceiver:
                 if self.connection is not connection:
                     return
                 self.receiver.response(request.uuid, value, error, self.now_ms())
-                self._drain()
+                self.drain()
                 while self._held and not self._in_flight:
                     self._deliver(*self._held.popleft())
 

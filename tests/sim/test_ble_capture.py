@@ -24,10 +24,11 @@ import pytest
 
 from protocol.cgms import gatt, measurement
 from sim.ble_world import run_ble
-from sim.world import SimulationConfig, SimulationResult
+from sim.world import Faults, SimulationConfig, SimulationResult
 
-ONE_DAY = SimulationConfig(days=1)  # g7, with sensor noise
-DROP_MIN = (600.5, 660.0)  # out of range: reconnect, re-encrypt, backfill over RACP
+# g7 with sensor noise; 20 % of notifications lost on the air, and out of range for an hour
+# (reconnect, re-encrypt, backfill over RACP)
+FAULTY_DAY = SimulationConfig(days=1, faults=Faults(loss=0.2, outages_min=((600.5, 660.0),)))
 NOTIFICATION = 0x1B
 SMP_PAIRING_REQUEST, SMP_PAIRING_RESPONSE = 0x01, 0x02
 HCI_ENCRYPTION_CHANGE = 0x08
@@ -141,11 +142,12 @@ def _stored(result: SimulationResult) -> dict[int, float]:
     }
 
 
-def test_capture_of_a_session_with_a_link_drop_matches_what_the_receiver_stored(tmp_path):
+def test_capture_of_a_session_with_faults_matches_what_the_receiver_stored(tmp_path):
     capture = tmp_path / "session.btsnoop"
     stats: dict[str, int] = {}
-    result = run_ble(ONE_DAY, capture, link_drops_min=[DROP_MIN], stats=stats)
+    result = run_ble(FAULTY_DAY, capture, stats=stats)
     assert stats["connections"] == 2 and stats["pairings"] == 1
+    assert result.notifications_lost > 20  # dropped before the receiver's controller
 
     notifications = _notifications(capture)
     air = _on_the_air(notifications)
@@ -168,7 +170,7 @@ def test_cli_capture_matches_readings_csv(tmp_path):
     capture = tmp_path / "cli.btsnoop"
     common = [str(cgmsim), "simulate", "--days", "1", "--no-plot", "--json"]
     done = subprocess.run(
-        [*common, "--link", "ble", "--out", str(tmp_path / "out"), "--capture", str(capture)],
+        [*common, "--out", str(tmp_path / "out"), "--capture", str(capture)],  # ble: default
         capture_output=True,
         text=True,
         timeout=120,
