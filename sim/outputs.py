@@ -1,5 +1,5 @@
 """What ``cgmsim simulate`` writes: summary.json, readings.csv, events.jsonl, session.png
-(file formats: shared/design/cli.md)."""
+(file formats: shared/design/cli.md; session.png is drawn by ``sim.rundir.plots``)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ def summary(result: SimulationResult, link: str, wall_seconds: float) -> dict[st
             "expiry_min": profile.session_ms / MINUTE_MS,
             "grace_end_min": profile.end_ms / MINUTE_MS if profile.grace_ms else None,
             "simulated_min": result.end_min,
+            # wall clock at session time 0 (no zone: UTC); reports and exports date readings by it
+            "clock_at_zero": result.config.clock_at_zero.isoformat(),
         },
         "readings": {
             "generated": len(generated),
@@ -104,48 +106,13 @@ def write_all(
         for event in result.events:
             handle.write(json.dumps(event) + "\n")
     if plot:
-        plot_session(out / "session.png", result)
+        plot_session(out)
 
 
-PHASE_COLOURS = {"warmup": "#dddddd", "grace": "#ffe8b0", "ended": "#f0d0d0", "failed": "#f0b0b0"}
+def plot_session(out: pathlib.Path) -> None:
+    """Draw ``out``/session.png from the files just written there (sim.rundir.plots), so the
+    picture shows exactly what the run directory holds and any past run can be redrawn."""
+    from sim.rundir.files import load_run
+    from sim.rundir.plots import session_figure
 
-
-def plot_session(path: pathlib.Path, result: SimulationResult) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = result.rows
-    hours = np.array([r.time_offset_min / 60 for r in rows])
-    reference = np.array([r.reference_mgdl for r in rows])
-    fig, ax = plt.subplots(figsize=(14, 5), dpi=100)
-    ax.axhspan(70, 180, color="#e4f4e4", zorder=0, label="target 70-180")
-    changes = [(e["t_min"] / 60, e["phase"]) for e in result.events if e["kind"] == "phase"]
-    for (start, name), (end, _) in zip(changes, [*changes[1:], (hours[-1], "")], strict=True):
-        if name in PHASE_COLOURS:
-            ax.axvspan(start, end, color=PHASE_COLOURS[name], zorder=0, label=name)
-    ax.plot(hours, reference, color="#555555", linewidth=0.8, label="reference")
-    for delivery, colour in (("live", "#1f77b4"), ("backfill", "#ff7f0e"), ("lost", "#d62728")):
-        picked = [(r.time_offset_min / 60, r.sensor_mgdl) for r in rows if r.delivery == delivery]
-        if picked:
-            x, y = zip(*picked, strict=True)
-            ax.scatter(x, y, s=3, color=colour, label=f"sensor ({delivery})", zorder=3)
-    raised = [e for e in result.events if e["kind"] == "alert_raised"]
-    for name in sorted({e["alert"] for e in raised}):
-        times = [e["t_min"] / 60 for e in raised if e["alert"] == name]
-        ax.scatter(times, [415] * len(times), marker="v", s=25, label=f"alert: {name}", zorder=4)
-    ax.set_xlim(0, result.end_min / 60)
-    ax.set_ylim(30, 430)
-    ax.set_xlabel("hours since session start")
-    ax.set_ylabel("glucose (mg/dL)")
-    cfg = result.config
-    ax.set_title(f"{cfg.profile.name} session, seed {cfg.seed}, {cfg.source.name}")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    ax.legend(
-        unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8
-    )
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    session_figure(load_run(out)).savefig(out / "session.png")
