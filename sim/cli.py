@@ -16,6 +16,7 @@ import click
 
 from protocol.cgms.codecs import codec_for
 from protocol.errors import ProtocolError
+from sim.rundir.commands import export_command, report_command
 
 EXIT_USAGE = 2
 
@@ -345,6 +346,10 @@ def demo() -> None:
     from sim.demo import run
 
     run()
+
+
+cli.add_command(report_command)
+cli.add_command(export_command)
 
 
 def main() -> NoReturn:
