@@ -27,12 +27,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bumble import att
-from bumble.core import BaseBumbleError
+from bumble.core import BaseBumbleError, ProtocolError
 from bumble.device import Connection, Device, Peer
 from bumble.gatt import GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR
 from bumble.gatt_client import CharacteristicProxy
 from bumble.hci import HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR, Address
 from bumble.pairing import PairingConfig
+from bumble.smp import SMP_CONFIRM_VALUE_FAILED_ERROR
 
 from firmware.receiver.collector import (
     DisconnectRequest,
@@ -49,6 +50,11 @@ logger = logging.getLogger(__name__)
 RECONNECT_MS = 2_000  # after a disconnection, as the in-memory driver does
 REQUESTED_MTU = 185
 Request = ReadRequest | WriteRequest | SubscribeRequest
+
+
+class PairingRefused(Exception):
+    """The sensor refused pairing because the passkey did not match (SMP Confirm Value
+    Failed): ``run()`` ends with it instead of trying again."""
 
 
 class CoreTimer:
@@ -153,6 +159,10 @@ class BleReceiver:
             delay = self.reconnect_delay_ms
             try:
                 await self._establish()
+            except PairingRefused:
+                self.stop()
+                await self._drop()
+                raise  # the same passkey would fail again: the caller must know
             except Exception as error:  # any failure: try again later
                 logger.warning("connection to %s failed: %s", self.address, error)
                 await self._drop()
@@ -210,7 +220,17 @@ class BleReceiver:
                 return
             except (BaseBumbleError, att.ATT_Error) as error:
                 logger.warning("re-encryption failed (%s): pairing again", error)
-        await connection.pair()
+        try:
+            await connection.pair()
+        except ProtocolError as error:
+            if (
+                error.error_code == SMP_CONFIRM_VALUE_FAILED_ERROR
+                and error.error_namespace == "smp"
+            ):
+                raise PairingRefused(
+                    f"pairing with {self.address} failed: wrong passkey ({error.error_name})"
+                ) from None
+            raise
         self.pairings += 1
 
     async def _drop(self) -> None:

@@ -1,0 +1,335 @@
+"""Hardware-in-the-loop: the transmitter and the receiver firmwares, each on its own HCI
+transport (a USB or serial dongle, a TCP bridge, a virtual controller on a pseudo-terminal) in
+real time or compressed time. Edge code only: it opens the transport, keeps the clock and hands
+everything to the adapters (``sim.links.ble``, ``sim.links.ble_receiver``), which hand it to the
+cores.
+
+Time. ``LiveClock`` runs session time at ``speed`` times the loop's clock (1 = real time). Both
+sides of a lab run should use the same speed: the receiver's alerts (signal loss after 20
+minutes without a reading, ...) are timed on its own clock.
+
+Keys. Both commands keep their bonds in a bumble JSON key store file when given one (``--keys``),
+so that a receiver started again re-encrypts with the bond instead of pairing (shared/spec/
+ble-stack.md: the transmitter's identity address is random static).
+
+The receiver's store. ``cgmsim receiver --out DIR`` commits its readings, events and state to
+``DIR/receiver.sqlite`` after every batch of events (``sim.durable``), with the session clock it
+had reached and the wall time then; started again on that store it resumes: the clock goes on
+from where it stopped (plus the time it was away), and the collector backfills the gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import pathlib
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from bumble.core import UUID
+from bumble.device import Device
+from bumble.hci import Address
+from bumble.keys import JsonKeyStore
+from bumble.transport import open_transport
+
+from firmware.events import SensorSample, SensorState
+from firmware.profiles import MINUTE_MS, DeviceProfile
+from firmware.receiver.collector import CollectorConfig
+from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
+from firmware.transmitter.server import Transmitter, TransmitterConfig
+from protocol.cgms import gatt
+from sim import durable
+from sim.bookkeeping import SAMPLE_MS, event_json, session_input
+from sim.links.ble import BleTransmitter
+from sim.links.ble_receiver import BleReceiver, CoreTimer
+from sim.store import ReceiverStore
+from sim.world import SimulationConfig
+
+logger = logging.getLogger(__name__)
+
+RECEIVER_ADDRESS = "C0:CA:FE:00:00:02"
+SCAN_TIMEOUT_S = 30.0
+
+
+class TransportProblem(Exception):
+    """The HCI transport could not be opened (no such device, busy, bad transport string)."""
+
+
+async def _open(spec: str) -> Any:
+    try:
+        return await open_transport(spec)
+    except Exception as error:  # each transport fails its own way (OSError, ValueError, ...)
+        raise TransportProblem(f"cannot open transport {spec!r}: {error}") from error
+
+
+class LiveClock:
+    """Session milliseconds on the running loop: ``start_ms`` now, then ``speed`` x the loop."""
+
+    def __init__(self, speed: float, start_ms: int = 0) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, not {speed}")
+        self.loop = asyncio.get_running_loop()
+        self.speed, self.start_ms, self.t0 = speed, start_ms, self.loop.time()
+
+    def now_ms(self) -> int:
+        return self.start_ms + round((self.loop.time() - self.t0) * 1000 * self.speed)
+
+    def to_loop(self, t_ms: int) -> float:
+        return self.t0 + (t_ms - self.start_ms) / 1000 / self.speed
+
+    async def sleep_until(self, t_ms: int) -> None:
+        await asyncio.sleep(max(self.to_loop(t_ms) - self.loop.time(), 0))
+
+
+def _stopper() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: the runs below end cleanly on either."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _until(
+    stop: asyncio.Event, clock: LiveClock, end_ms: int | None, *tasks: asyncio.Task[Any]
+) -> None:
+    """Until ``stop`` is set, the clock reaches ``end_ms`` or one of ``tasks`` ends."""
+    waiter = asyncio.ensure_future(stop.wait())
+    timeout = None if end_ms is None else max(clock.to_loop(end_ms) - clock.loop.time(), 0)
+    try:
+        await asyncio.wait([waiter, *tasks], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
+def _device(name: str, address: str, transport: Any, keys: pathlib.Path | None) -> Device:
+    device = Device.with_hci(name, Address(address), transport.source, transport.sink)
+    if keys is not None:
+        device.keystore = JsonKeyStore(namespace=address, filename=str(keys))
+    return device
+
+
+class _TimedTransmitter(BleTransmitter):
+    timer: CoreTimer | None = None
+
+    def _feed(self, event: Any = None) -> None:
+        super()._feed(event)
+        if self.timer is not None:
+            self.timer.arm()
+
+
+async def run_transmitter(
+    transport_spec: str,
+    config: SimulationConfig,
+    *,
+    speed: float,
+    passkey: int,
+    address: str,
+    keys: pathlib.Path | None = None,
+    name: str = "cgmsim",
+    on_ready: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Serve the simulated sensor's session on ``transport_spec`` until it ends (or the
+    ``config.days`` run, or SIGINT/SIGTERM). Returns what happened: the readings made
+    (time offset, value), the values sent over the air, connections."""
+    session = session_input(config)
+    chunk = session.chunk
+    made: list[dict[str, Any]] = []
+    async with await _open(transport_spec) as transport:
+        device = _device(name, address, transport, keys)
+        await device.power_on()
+        clock = LiveClock(speed)
+        core = Transmitter(
+            TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
+        )
+        tx = _TimedTransmitter(device, core, clock.now_ms, passkey=passkey, name=name)
+        tx.timer = CoreTimer(core.get_timer, tx.handle_timer, clock.to_loop)
+        connections = 0
+
+        def connected(connection: Any) -> None:
+            nonlocal connections
+            connections += 1
+
+        device.on(device.EVENT_CONNECTION, connected)
+
+        def take_sample(k: int) -> None:
+            before = core.store.latest()
+            tx.sample(
+                SensorSample(int(chunk.raw_counts[0, k]), SensorState(int(chunk.state[0, k])))
+            )
+            after = core.store.latest()
+            if after is not None and after is not before:
+                glucose = after.glucose if isinstance(after.glucose, float) else None
+                made.append({"time_offset_min": after.time_offset, "glucose_mgdl": glucose})
+
+        handles = [
+            clock.loop.call_at(clock.to_loop(k * SAMPLE_MS), take_sample, k)
+            for k in range(1, session.samples)
+            if k * SAMPLE_MS <= session.end_ms
+        ]
+        await tx.start()
+        if on_ready is not None:
+            on_ready(str(device.random_address))
+        await _until(_stopper(), clock, session.end_ms)
+        for handle in handles:
+            handle.cancel()
+        tx.timer.cancel()
+        await tx.stop()
+        if tx.connection is not None:
+            with contextlib.suppress(Exception):
+                await tx.connection.disconnect()
+        ended_ms = min(clock.now_ms(), session.end_ms)
+    return {
+        "role": "transmitter",
+        "transport": transport_spec,
+        "address": address,
+        "profile": config.profile.name,
+        "seed": config.seed,
+        "speed": speed,
+        "session_min": ended_ms / MINUTE_MS,
+        "connections": connections,
+        "sent_over_air": tx.sent,
+        "readings": made,
+    }
+
+
+async def scan_for_cgm(device: Device, timeout_s: float = SCAN_TIMEOUT_S) -> Address:
+    """The address of the first advertiser of the CGM service (0x181F)."""
+    service = UUID.from_16_bits(gatt.CGM_SERVICE)
+    found: asyncio.Future[Address] = asyncio.get_running_loop().create_future()
+
+    def advertisement(adv: Any) -> None:
+        uuids = adv.data.get_all(adv.data.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS)
+        if any(service in group for group in uuids) and not found.done():
+            found.set_result(adv.address)
+
+    device.on(device.EVENT_ADVERTISEMENT, advertisement)
+    await device.start_scanning(filter_duplicates=True)
+    try:
+        return await asyncio.wait_for(found, timeout_s)
+    except TimeoutError:
+        raise TimeoutError(f"no CGM sensor (service 0x181F) heard in {timeout_s:g} s") from None
+    finally:
+        device.remove_listener(device.EVENT_ADVERTISEMENT, advertisement)
+        await device.stop_scanning()
+
+
+async def run_receiver(
+    transport_spec: str,
+    profile: DeviceProfile,
+    out: pathlib.Path,
+    *,
+    speed: float,
+    passkey: int,
+    peer: str | None = None,
+    days: float | None = None,
+    keys: pathlib.Path | None = None,
+    address: str = RECEIVER_ADDRESS,
+) -> dict[str, Any]:
+    """Connect to the sensor at ``peer`` (or the first CGM advertiser), pair or re-encrypt,
+    and run the receiver for ``days`` of session time (or until SIGINT/SIGTERM), committing to
+    ``out/receiver.sqlite``. Writes ``out/events.jsonl`` and ``out/summary.json``; returns the
+    summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    stop = _stopper()
+    async with await _open(transport_spec) as transport:
+        device = _device("cgmsim-receiver", address, transport, keys)
+        await device.power_on()
+        target = Address(peer) if peer else await scan_for_cgm(device)
+        fingerprint = {"peer": str(target), "profile": profile.name}
+        with ReceiverStore.open(out / "receiver.sqlite") as store:
+            keeper = durable.DurableReceiver(store, f"receiver-{target}", fingerprint)
+            config = ReceiverConfig(profile, CollectorConfig(_clock_at_zero(keeper)))
+            resumed = keeper.resumed
+            start_ms = 0
+            if resumed is not None:  # the clock goes on, with the time it was away
+                away_s = max(time.time() - float(resumed["wall_s"]), 0.0)
+                start_ms = int(resumed["now_ms"]) + round(away_s * 1000 * speed)
+                keeper.seq = len(keeper.history())
+            clock = LiveClock(speed, start_ms)
+            state = keeper.receiver_state()
+            core = (
+                Receiver.restore(config, state, start_ms)
+                if state is not None
+                else Receiver(config, start_ms)
+            )
+            shown: Counter[str] = Counter()
+            seen = {r.time_offset_min for r in keeper.readings()}
+            pending: list[bool] = []
+
+            def counters() -> dict[str, Any]:
+                return {
+                    "wall_s": time.time(),
+                    "speed": speed,
+                    "clock_at_zero": config.collector.clock_at_zero.isoformat(),
+                }
+
+            def commit() -> None:
+                pending.clear()
+                keeper.commit(core, clock.now_ms(), counters)
+
+            def on_event(event: object) -> None:
+                keeper.add(event, event_json(event))
+                if isinstance(event, ReadingShown):
+                    shown["backfill" if event.backfill else "live"] += 1
+                    shown["duplicate"] += event.time_offset in seen
+                    seen.add(event.time_offset)
+                if not pending:
+                    pending.append(True)
+                    clock.loop.call_soon(commit)
+
+            rx = BleReceiver(
+                device,
+                core,
+                target,
+                clock.now_ms,
+                clock.to_loop,
+                passkey=passkey,
+                on_event=on_event,
+            )
+            runner = asyncio.ensure_future(rx.run())
+            end_ms = None if days is None else start_ms + round(days * 1440 * MINUTE_MS)
+            await _until(stop, clock, end_ms, runner)
+            await rx.close("receiver stopped")
+            runner.cancel()
+            keeper.finish(core, clock.now_ms(), counters)
+            if runner.done() and not runner.cancelled() and runner.exception() is not None:
+                raise runner.exception()  # type: ignore[misc]  # e.g. PairingRefused
+            history = keeper.history()
+            readings = keeper.readings()
+    summary = {
+        "role": "receiver",
+        "transport": transport_spec,
+        "peer": str(target),
+        "profile": profile.name,
+        "speed": speed,
+        "session_min": clock.now_ms() / MINUTE_MS,
+        "connections": rx.connections,
+        "pairings": rx.pairings,
+        "readings": {
+            "displayed": len(readings),
+            "live_this_run": shown["live"],
+            "backfilled_this_run": shown["backfill"],
+            "duplicates": shown["duplicate"],
+        },
+        "alerts": dict(Counter(e["alert"] for e in history if e["kind"] == "alert_raised")),
+    }
+    (out / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in history))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _clock_at_zero(keeper: durable.DurableReceiver) -> datetime.datetime:
+    """The calendar time at session-clock 0: kept in the store, so a resumed receiver writes
+    the same Session Start Time."""
+    resumed = keeper.resumed
+    if resumed is not None and "clock_at_zero" in resumed:
+        return datetime.datetime.fromisoformat(resumed["clock_at_zero"])
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)

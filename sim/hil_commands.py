@@ -1,0 +1,228 @@
+"""``cgmsim transmitter`` and ``cgmsim receiver``: the firmwares on an HCI transport
+(shared/design/cli.md, BLE and hardware; the runs themselves are ``sim.hil``).
+
+Defaults where the contract is silent:
+
+- Time runs at 1x (``--realtime``) unless ``--speed X`` compresses it; give both sides the same.
+- The transmitter serves the whole session (``--days`` shortens it) and then stops; the
+  receiver runs until ``--days`` of session time have passed, or until SIGINT/SIGTERM. Both end
+  cleanly on a signal: the receiver commits and writes its outputs first.
+- The receiver finds the sensor by scanning for the CGM service unless given ``--peer``. Its
+  bonds go to ``--keys`` (default ``OUT/keys.json``), so starting it again on the same ``--out``
+  re-encrypts instead of pairing, and resumes its store.
+- The transmitter prints one line on stderr once it advertises (address, passkey), and a JSON
+  summary on stdout at the end with ``--json`` (every reading it made, the values it sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+import click
+
+from firmware.profiles import PROFILES
+
+TRANSMITTER_ADDRESS = "C0:CA:FE:00:00:01"  # random static (top two bits set)
+
+_PASSKEY_HELP = "The 6-digit passkey printed on the sensor (the transmitter displays it)."
+
+
+def _speed(speed: float | None, realtime: bool) -> float:
+    if speed is not None and realtime:
+        raise click.UsageError("--speed and --realtime exclude each other")
+    return 1.0 if speed is None else speed
+
+
+def _passkey(text: str) -> int:
+    if len(text) != 6 or not text.isdigit():
+        raise click.BadParameter(f"a passkey has 6 digits, not {text!r}", param_hint="--passkey")
+    return int(text)
+
+
+def _address(text: str, option: str) -> str:
+    from bumble.hci import Address
+
+    try:
+        return str(Address(text))
+    except (ValueError, TypeError):
+        raise click.BadParameter(f"not a Bluetooth address: {text!r}", param_hint=option) from None
+
+
+def _run(work: Coroutine[Any, Any, Any], transport: str) -> Any:
+    """Run ``work`` on a fresh loop; a transport that cannot be opened is bad input."""
+    from sim.hil import TransportProblem
+    from sim.links.ble_receiver import PairingRefused
+
+    try:
+        return asyncio.run(work)
+    except (TransportProblem, PairingRefused) as problem:
+        raise click.ClickException(str(problem)) from None
+    except TimeoutError as error:
+        raise click.ClickException(f"{transport}: {error}") from None
+
+
+_common = [
+    click.option(
+        "--transport",
+        required=True,
+        metavar="T",
+        help="A bumble HCI transport: usb:0, serial:/dev/ttyACM0,1000000,rtscts, "
+        "tcp-client:127.0.0.1:9001, pty:PATH, ...",
+    ),
+    click.option("--profile", type=click.Choice(["g7", "g6"]), default="g7", show_default=True),
+    click.option(
+        "--speed",
+        type=click.FloatRange(0, min_open=True),
+        default=None,
+        help="Session time runs X times faster than real time (lab runs).",
+    ),
+    click.option("--realtime", is_flag=True, help="Session time runs at 1x (the default)."),
+    click.option("--passkey", default="123456", show_default=True, help=_PASSKEY_HELP),
+    click.option(
+        "--keys",
+        type=click.Path(dir_okay=False, path_type=pathlib.Path),
+        default=None,
+        help="A JSON key store file for the bonds.",
+    ),
+]
+
+
+def _with_common(function: Any) -> Any:
+    for decorator in reversed(_common):
+        function = decorator(function)
+    return function
+
+
+@click.command(name="transmitter")
+@_with_common
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--days", type=click.FloatRange(0, 30, min_open=True), default=None, help="Default: all."
+)
+@click.option("--ideal-sensor", is_flag=True, help="The sensor reports the reference exactly.")
+@click.option("--address", default=TRANSMITTER_ADDRESS, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
+def transmitter_command(
+    transport: str,
+    profile: str,
+    speed: float | None,
+    realtime: bool,
+    passkey: str,
+    keys: pathlib.Path | None,
+    seed: int,
+    days: float | None,
+    ideal_sensor: bool,
+    address: str,
+    as_json: bool,
+) -> None:
+    """Serve a simulated sensor session as a CGM sensor on a BLE controller: advertise the CGM
+    service, pair with passkey entry, send readings until the session ends."""
+    from sim import hil
+    from sim.world import SimulationConfig
+
+    rate, key = _speed(speed, realtime), _passkey(passkey)
+    config = SimulationConfig(
+        profile=PROFILES[profile], days=days, seed=seed, ideal_sensor=ideal_sensor
+    )
+
+    def ready(where: str) -> None:
+        click.echo(
+            f"cgmsim transmitter: advertising as cgmsim ({where}) on {transport}, "
+            f"passkey {key:06d}, speed {rate:g}x",
+            err=True,
+        )
+        sys.stderr.flush()
+
+    summary = _run(
+        hil.run_transmitter(
+            transport,
+            config,
+            speed=rate,
+            passkey=key,
+            address=_address(address, "--address"),
+            keys=keys,
+            on_ready=ready,
+        ),
+        transport,
+    )
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(
+            f"session {summary['session_min']:.0f} min: {len(summary['readings'])} readings made, "
+            f"{summary['sent_over_air']} values sent, {summary['connections']} connections"
+        )
+
+
+@click.command(name="receiver")
+@_with_common
+@click.option("--peer", default=None, help="The sensor's address (default: scan for 0x181F).")
+@click.option(
+    "--days",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Session time to run for (default: until SIGINT/SIGTERM).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=pathlib.Path("out/receiver"),
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json at the end.")
+def receiver_command(
+    transport: str,
+    profile: str,
+    speed: float | None,
+    realtime: bool,
+    passkey: str,
+    keys: pathlib.Path | None,
+    peer: str | None,
+    days: float | None,
+    out: pathlib.Path,
+    as_json: bool,
+) -> None:
+    """Run the receiver firmware against a CGM sensor over a BLE controller: connect, pair
+    (or re-encrypt with the bond), read, subscribe, backfill, alert. Writes OUT/receiver.sqlite
+    as it goes, and OUT/events.jsonl and OUT/summary.json at the end."""
+    from sim import hil
+    from sim.durable import ResumeMismatch
+    from sim.store import StoreError
+
+    rate, key = _speed(speed, realtime), _passkey(passkey)
+    target = None if peer is None else _address(peer, "--peer")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(f"cannot write to {out}: {error.strerror}") from None
+    try:
+        summary = _run(
+            hil.run_receiver(
+                transport,
+                PROFILES[profile],
+                out,
+                speed=rate,
+                passkey=key,
+                peer=target,
+                days=days,
+                keys=keys if keys is not None else out / "keys.json",
+            ),
+            transport,
+        )
+    except (StoreError, ResumeMismatch) as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        readings = summary["readings"]
+        click.echo(
+            f"{readings['displayed']} readings displayed ({readings['live_this_run']} live and "
+            f"{readings['backfilled_this_run']} backfilled this run), "
+            f"{summary['connections']} connections, {summary['pairings']} pairings; "
+            f"outputs in {out}"
+        )
