@@ -1,0 +1,181 @@
+"""The vectorised UVA/Padova model, therapy and the patient glucose source."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sim.physiology import model
+from sim.physiology.model import Physiology, initial_state, simulate
+from sim.physiology.patients import load_patients, patient_names, resolve
+from sim.physiology.source import ClosedLoop, parse_patient_scenario, patient_source
+from sim.physiology.therapy import TherapyProfile, draw_plan
+
+DAY = 1440
+ALL = load_patients(["all"])
+
+
+def basal(patients, minutes):
+    return np.tile(patients.basal_u_per_min[:, None], (1, minutes))
+
+
+def test_thirty_published_patients():
+    names = patient_names()
+    assert len(names) == 30 and len(set(names)) == 30
+    assert resolve("adult") == tuple(f"adult#{i:03d}" for i in range(1, 11))
+    assert ALL.n == 30 and ALL.x0.shape == (13, 30)
+    assert np.all((ALL.CR > 0) & (ALL.CF > 0) & (ALL.BW > 20))
+
+
+def steady_state_from_equations(p):
+    """The basal steady state from Dalla Man et al. 2007 (IEEE TBME 54:1740) with the type 1
+    subcutaneous route (Kovatchev 2009), solved from the parameters, not read from the file:
+    Gp = Gb·Vg; dGt/dt = 0 gives Vm0·Gt/(Km0 + Gt) = k1·Gp - k2·Gt, a quadratic in Gt;
+    Ip = Ib·Vi; dIl/dt = 0 gives Il = m2·Ip/(m1 + m30); dIsc/dt = 0 at infusion u2ss."""
+    gp = p.Gb * p.Vg
+    a, b, c = p.k2, p.Vm0 + p.k2 * p.Km0 - p.k1 * gp, -p.k1 * gp * p.Km0
+    gt = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+    ip = p.Ib * p.Vi
+    il = p.m2 * ip / (p.m1 + p.m30)
+    isc1 = p.u2ss / (p.kd + p.ka1)
+    isc2 = p.kd * isc1 / p.ka2
+    zero = np.zeros(p.n)
+    rows = [zero, zero, zero, gp, gt, ip, zero, p.Ib, p.Ib, il, isc1, isc2, gp]
+    return np.stack([*rows, zero, zero, zero])
+
+
+def test_published_steady_state_relations_hold():
+    x = steady_state_from_equations(ALL)
+    np.testing.assert_allclose(x, initial_state(ALL), rtol=1e-9, atol=1e-9)
+    # the other two balances at steady state: glucose production equals utilisation, and
+    # insulin appearance equals the basal infusion (both in Dalla Man 2007's equations)
+    gp, gt = x[model.GP], x[model.GT]
+    egp = ALL.kp1 - ALL.kp2 * gp - ALL.kp3 * ALL.Ib
+    np.testing.assert_allclose(egp, ALL.Fsnc + ALL.k1 * gp - ALL.k2 * gt, rtol=1e-9)
+    ip, il = x[model.IP], x[model.IL]
+    np.testing.assert_allclose((ALL.m2 + ALL.m4) * ip - ALL.m1 * il, ALL.u2ss, rtol=1e-9)
+
+
+def test_basal_insulin_holds_every_patient_flat_at_basal_glucose():
+    body = Physiology(ALL, state=steady_state_from_equations(ALL))
+    for _ in range(DAY):
+        body.step(0.0, ALL.basal_u_per_min, 0.0)
+    np.testing.assert_allclose(body.glucose, ALL.Gb, atol=1e-3)
+    np.testing.assert_allclose(body.x[model.IP], ALL.Ib * ALL.Vi, rtol=1e-6)
+
+
+def test_meal_raises_glucose_and_bolus_lowers_it():
+    minutes = 6 * 60
+    carbs = np.zeros((ALL.n, minutes))
+    carbs[:, 10] = 60.0
+    insulin = basal(ALL, minutes)
+    meal_only = simulate(ALL, carbs, insulin)
+    assert np.all(meal_only.max(axis=1) > ALL.Gb + 30)
+    insulin[:, 10] += 60.0 / ALL.CR
+    with_bolus = simulate(ALL, carbs, insulin)
+    assert np.all(with_bolus.max(axis=1) < meal_only.max(axis=1))
+    assert np.all(with_bolus[:, -1] < meal_only[:, -1] - 20)
+
+
+def test_no_insulin_means_hyperglycaemia():
+    minutes = 12 * 60
+    glucose = simulate(ALL, np.zeros((ALL.n, minutes)), np.zeros((ALL.n, minutes)))
+    assert np.all(glucose[:, -1] > 180)
+    assert np.all(np.diff(glucose[:, -60:], axis=1) > 0)  # still rising
+
+
+def test_exercise_lowers_glucose_during_and_after():
+    minutes = 10 * 60
+    hr = np.zeros((ALL.n, minutes))
+    hr[:, 60:105] = 60.0  # 45 min at 60 bpm above rest
+    zero = np.zeros((ALL.n, minutes))
+    rest = simulate(ALL, zero, basal(ALL, minutes))
+    active = simulate(ALL, zero, basal(ALL, minutes), hr)
+    assert np.all(active[:, 105] < rest[:, 105] - 5)
+    assert np.all(active[:, -1] < rest[:, -1])  # lasting effect (Z, W)
+
+
+def test_vectorised_equals_patient_by_patient():
+    patients = load_patients(["adult#001", "child#003", "adolescent#007", "adult#001"])
+    rng = np.random.default_rng(3)
+    minutes = 300
+    carbs = np.where(rng.random((patients.n, minutes)) < 0.01, 40.0, 0.0)
+    insulin = basal(patients, minutes) + np.where(rng.random(carbs.shape) < 0.01, 3.0, 0.0)
+    hr = np.where(np.arange(minutes) > 200, 50.0, 0.0) * np.ones((patients.n, 1))
+    together = simulate(patients, carbs, insulin, hr)
+    for i in range(patients.n):
+        one = patients.take([i])
+        alone = simulate(one, carbs[i : i + 1], insulin[i : i + 1], hr[i : i + 1])
+        np.testing.assert_allclose(together[i], alone[0], rtol=1e-12, atol=1e-12)
+
+
+def test_more_substeps_agree_with_one():
+    """One RK4 step per minute is within 0.5 mg/dL of eight (a meal's gastric-emptying switch is
+    the fastest part); two are within 0.05. The bench compares against simglucose's dopri5."""
+    carbs = np.zeros((ALL.n, 600))
+    carbs[:, 5] = 70.0
+    insulin = basal(ALL, 600)
+    insulin[:, 5] += 70.0 / ALL.CR
+    coarse = simulate(ALL, carbs, insulin, substeps=1)
+    fine = simulate(ALL, carbs, insulin, substeps=8)
+    assert np.abs(coarse - fine).max() < 0.5
+    assert np.abs(simulate(ALL, carbs, insulin, substeps=2) - fine).max() < 0.05
+
+
+def test_plan_probabilities_and_session_start():
+    patients = load_patients(["adult#001"] * 200)
+    profile = replace(TherapyProfile(), missed_bolus_probability=0.2)
+    plan = draw_plan(patients, 3 * DAY, np.random.default_rng(5), profile, clock_start_min=630)
+    assert plan.meals.minute.min() >= 0 and plan.boluses.minute.min() >= 0
+    meals, boluses = len(plan.meals.value), len(plan.boluses.value)
+    assert 0.74 < boluses / meals < 0.86  # about 20 % missed
+    # a 10:30 start is after the breakfast and morning-snack windows: day 0 has at most lunch,
+    # afternoon snack, dinner and evening snack, and every day has at most six meals
+    day = (plan.meals.minute + 630) // DAY  # calendar day
+    first = np.bincount(plan.meals.patient[day == 0], minlength=patients.n)
+    assert first.max() <= 4 and first.sum() > 2 * patients.n
+    assert np.bincount(plan.meals.patient[day == 1], minlength=patients.n).max() <= 6
+
+
+def test_missed_boluses_raise_glucose():
+    patients = load_patients(["adult"])
+    rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
+    careful = replace(TherapyProfile(), missed_bolus_probability=0.0, exercise_probability=0.0)
+    careless = replace(careful, missed_bolus_probability=1.0)
+    a = ClosedLoop(patients, draw_plan(patients, DAY, rng_a, careful), careful).run(DAY)
+    b = ClosedLoop(patients, draw_plan(patients, DAY, rng_b, careless), careless).run(DAY)
+    assert np.all(b.mean(axis=1) > a.mean(axis=1) + 20)
+
+
+def test_source_shape_and_chunking_invariance():
+    source = parse_patient_scenario("patient:all")
+    samples = 288
+    whole = source.start(32, samples, np.random.default_rng(1)).next(samples)
+    assert whole.shape == (32, samples)
+    stream = source.start(32, samples, np.random.default_rng(1))
+    parts = [stream.next(size) for size in (1, 7, 100, samples - 108)]
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+    # sample 0 is each patient's basal glucose; patients cycle over the streams
+    patients = source.patients(32)
+    np.testing.assert_allclose(whole[:, 0], patients.Gb)
+    assert patients.names[30] == patients.names[0] == "adolescent#001"
+
+
+def test_source_is_deterministic_by_seed():
+    source = patient_source("adult#001")
+    assert source.name == "patient:adult#001"
+    run = [source.start(4, 144, np.random.default_rng(seed)).next(144) for seed in (7, 7, 8)]
+    np.testing.assert_array_equal(run[0], run[1])
+    assert not np.array_equal(run[0], run[2])
+    assert not np.array_equal(run[0][0], run[0][1])  # streams live different days
+
+
+@pytest.mark.parametrize(
+    "text", ["patient:adult#011", "patient:", "patient:Adult#001", "adult#001", "daily_life"]
+)
+def test_unknown_patient_is_a_clear_value_error(text):
+    with pytest.raises(ValueError, match="patient") as error:
+        parse_patient_scenario(text)
+    assert "\n" not in str(error.value)
