@@ -57,7 +57,7 @@ class Physiology:
     insulin is a rate held for the minute (a bolus of B units is B U/min for one minute),
     ``hr_excess_bpm`` the heart rate above rest."""
 
-    def __init__(self, patients: Patients, substeps: int = 2, state: np.ndarray | None = None):
+    def __init__(self, patients: Patients, substeps: int = 1, state: np.ndarray | None = None):
         if substeps < 1:
             raise ValueError("substeps must be >= 1")
         self.patients, self.substeps = patients, substeps
@@ -79,6 +79,7 @@ class Physiology:
         self.ka1kd = p.ka1 + p.kd
         self.insulin_gain = U_TO_PMOL / p.BW
         self.hr_scale = 1.0 / (ex.A_HR * ex.HR_REST)
+        self.alpha_vmx = ex.ALPHA * p.Vmx
 
     @property
     def glucose(self) -> np.ndarray:
@@ -118,7 +119,9 @@ class Physiology:
             meal_mg=to_eat * 1000.0,
             insulin=np.broadcast_to(insulin_u_per_min * self.insulin_gain, (n,)),
             hr=hr,
-            dbar=dbar,
+            b_dbar=self.patients.b * dbar,
+            d_dbar=self.patients.d * dbar,
+            exercise=bool(hr.any() or self.x[Y:].any()),
             has_dbar=dbar > 0,
             aa=5.0 / (2.0 * np.where(dbar > 0, dbar, 1.0) * (1.0 - self.patients.b)),
             cc=5.0 / (2.0 * np.where(dbar > 0, dbar, 1.0) * self.patients.d),
@@ -141,7 +144,7 @@ class Physiology:
         qsto = x[QSTO1] + x[QSTO2]
         # gastric emptying (Dalla Man 2006/2007; simglucose's Dbar)
         kgut = p.kmin + self.half_span * (
-            np.tanh(u.aa * (qsto - p.b * u.dbar)) - np.tanh(u.cc * (qsto - p.d * u.dbar)) + 2.0
+            np.tanh(u.aa * (qsto - u.b_dbar)) - np.tanh(u.cc * (qsto - u.d_dbar)) + 2.0
         )
         kgut = np.where(u.has_dbar, kgut, p.kmax)
         dx[QSTO1] = -p.kmax * x[QSTO1] + u.meal_mg
@@ -151,11 +154,15 @@ class Physiology:
         egp = np.maximum(p.kp1 - p.kp2 * x[GP] - p.kp3 * x[ID], 0.0)
         renal = p.ke1 * np.maximum(x[GP] - p.ke2, 0.0)
         dx[GP] = egp + ra - p.Fsnc - renal - p.k1 * x[GP] + p.k2 * x[GT]
-        # insulin-dependent utilisation, with the exercise terms (zero without exercise)
-        zw = x[Z] * x[W]
-        insulin_total = x[X] + p.Ib
-        vm = p.Vm0 * (1.0 + ex.BETA * x[Y]) + p.Vmx * x[X] + p.Vmx * ex.ALPHA * zw * insulin_total
-        km = p.Km0 * np.maximum(1.0 - ex.GAMMA * zw * insulin_total, 0.1)
+        # insulin-dependent utilisation; the exercise terms vanish exactly when Y = Z = W = 0,
+        # so they are skipped while no patient has any exercise state (same numbers, faster)
+        if u.exercise:
+            zw = x[Z] * x[W]
+            insulin_total = x[X] + p.Ib
+            vm = p.Vm0 * (1.0 + ex.BETA * x[Y]) + p.Vmx * x[X] + self.alpha_vmx * zw * insulin_total
+            km = p.Km0 * np.maximum(1.0 - ex.GAMMA * zw * insulin_total, 0.1)
+        else:
+            vm, km = p.Vm0 + p.Vmx * x[X], p.Km0
         uid = vm * x[GT] / (km + x[GT])
         dx[GT] = -uid + p.k1 * x[GP] - p.k2 * x[GT]
         dx[IP] = -self.m2m4 * x[IP] + p.m1 * x[IL] + p.ka1 * x[ISC1] + p.ka2 * x[ISC2]
@@ -168,24 +175,28 @@ class Physiology:
         dx[ISC2] = p.kd * x[ISC1] - p.ka2 * x[ISC2]
         dx[GS] = p.ksc * (x[GP] - x[GS])
         # simglucose holds these states at zero rather than let them go negative
-        for row in (GP, GT, IP, IL, ISC1, ISC2, GS):
-            dx[row] *= x[row] >= 0
+        dx[GP : IP + 1] *= x[GP : IP + 1] >= 0
+        dx[IL : GS + 1] *= x[IL : GS + 1] >= 0
         # exercise (sim.physiology.exercise)
-        dx[Y] = (u.hr - x[Y]) / ex.T_HR
-        ratio = np.maximum(x[Y], 0.0) * self.hr_scale
-        hill = ratio**ex.N_HILL
-        fy = hill / (1.0 + hill)
-        dx[Z] = -(fy / ex.T_IN + 1.0 / ex.T_EX) * x[Z] + fy
-        dx[W] = u.hr
+        if u.exercise:
+            dx[Y] = (u.hr - x[Y]) / ex.T_HR
+            ratio = np.maximum(x[Y], 0.0) * self.hr_scale
+            hill = ratio * ratio
+            hill *= hill  # n = ex.N_HILL = 4
+            fy = hill / (1.0 + hill)
+            dx[Z] = -(fy / ex.T_IN + 1.0 / ex.T_EX) * x[Z] + fy
+            dx[W] = u.hr
+        else:
+            dx[Y:] = 0.0
         return dx
 
 
 class _Inputs:
     """What is constant over one minute."""
 
-    __slots__ = ("aa", "cc", "dbar", "has_dbar", "hr", "insulin", "meal_mg")
+    __slots__ = ("aa", "b_dbar", "cc", "d_dbar", "exercise", "has_dbar", "hr", "insulin", "meal_mg")
 
-    def __init__(self, **values: np.ndarray) -> None:
+    def __init__(self, **values: np.ndarray | bool) -> None:
         for key, value in values.items():
             setattr(self, key, value)
 
@@ -195,7 +206,7 @@ def simulate(
     carbs_g: np.ndarray,
     insulin_u_per_min: np.ndarray,
     hr_excess_bpm: np.ndarray | None = None,
-    substeps: int = 2,
+    substeps: int = 1,
 ) -> np.ndarray:
     """Blood glucose (mg/dL) at minutes 0..T for open-loop inputs of shape ``(n, T)``:
     ``(n, T + 1)``, column 0 the initial state."""
