@@ -12,6 +12,8 @@ from sim.physiology.model import Physiology, initial_state, simulate
 from sim.physiology.patients import load_patients, patient_names, resolve
 from sim.physiology.source import ClosedLoop, parse_patient_scenario, patient_source
 from sim.physiology.therapy import TherapyProfile, draw_plan
+from sim.signal.models import SENSOR_MODELS
+from sim.signal.sensor import COMPONENTS, SensorArray
 
 DAY = 1440
 ALL = load_patients(["all"])
@@ -181,3 +183,18 @@ def test_unknown_patient_is_a_clear_value_error(text):
     with pytest.raises(ValueError, match="patient") as error:
         parse_patient_scenario(text)
     assert "\n" not in str(error.value)
+
+
+def test_patient_source_drives_the_sensor_chain():
+    source = parse_patient_scenario("patient:child#001")
+    array = SensorArray(SENSOR_MODELS["g7"], source, 3, 72, 1)
+    chunks = list(array.chunks(50))
+    reference = np.concatenate([c.reference_mgdl for c in chunks], axis=1)
+    expected = source.start(3, 72, array_rng_for_glucose(1)).next(72)
+    np.testing.assert_array_equal(reference, expected)
+    assert all(np.isfinite(c.raw_counts).all() for c in chunks)
+
+
+def array_rng_for_glucose(seed):
+    """The generator ``SensorArray`` hands its glucose source (first spawned component)."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(len(COMPONENTS))[0])
