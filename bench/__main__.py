@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
-from bench import frames, sensor_chain, session, transmitter
+from bench import frames, physiology, sensor_chain, session, transmitter
 
 if __name__ == "__main__":
     frames.main()
@@ -10,3 +10,5 @@ if __name__ == "__main__":
     transmitter.main()
     print()
     session.main()
+    print()
+    physiology.main()

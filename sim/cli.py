@@ -147,6 +147,13 @@ def _reference(scenario: str, trace: pathlib.Path | None) -> Any:
     from sim.signal.scenarios import SCENARIOS
     from sim.signal.traces import TraceError, load_trace
 
+    if scenario.startswith("patient:") and trace is None:
+        from sim.physiology.source import parse_patient_scenario
+
+        try:
+            return parse_patient_scenario(scenario)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--scenario") from None
     if scenario not in SCENARIOS:
         raise click.BadParameter(
             f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}", param_hint="--scenario"

@@ -198,3 +198,37 @@ def test_patient_source_drives_the_sensor_chain():
 def array_rng_for_glucose(seed):
     """The generator ``SensorArray`` hands its glucose source (first spawned component)."""
     return np.random.default_rng(np.random.SeedSequence(seed).spawn(len(COMPONENTS))[0])
+
+
+def test_simulate_takes_a_virtual_patient_as_its_scenario(tmp_path):
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cgmsim = Path(sys.executable).parent / "cgmsim"
+    common = [str(cgmsim), "simulate", "--days", "1", "--link", "memory", "--no-plot", "--json"]
+    done = subprocess.run(
+        [*common, "--scenario", "patient:adult#003", "--out", str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "p" / "readings.csv").open() as handle:
+        reference = [float(row["reference_mgdl"]) for row in csv.DictReader(handle)]
+    stream = patient_source("adult#003").start(1, len(reference), np.random.default_rng(0))
+    expected = stream.next(len(reference))[0]
+    # the simulator seeds the patient's day itself: same shape of day (meals from 08:00), and
+    # the first sample is the patient's published basal glucose either way
+    assert reference[0] == pytest.approx(float(expected[0]), abs=0.1)
+    assert max(reference) > reference[0] + 40  # meals
+    bad = subprocess.run(
+        [*common, "--scenario", "patient:adult#099", "--out", str(tmp_path / "q")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    [line] = bad.stderr.strip().splitlines()
+    assert line.startswith("cgmsim: error: Invalid value for --scenario: unknown virtual patient")
