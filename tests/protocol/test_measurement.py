@@ -5,9 +5,9 @@ from hypothesis import strategies as st
 
 from protocol.cgms import framing, measurement
 from protocol.cgms.measurement import MEASUREMENT_RECORD, MeasurementRecord
+from protocol.cgms.strategies import sfloats
 from protocol.errors import CrcError, FrameError, MissingCrcError
 from protocol.sfloat import SFloatSpecial
-from tests.support.strategies import sfloats
 
 R = MeasurementRecord
 

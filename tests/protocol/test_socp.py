@@ -11,8 +11,8 @@ from protocol.cgms.socp import (
     SocpOpcode,
     SocpResponseCode,
 )
+from protocol.cgms.strategies import sfloats
 from protocol.errors import ControlPointError, CrcError, FrameError, MissingCrcError
-from tests.support.strategies import sfloats
 
 Op, Code = SocpOpcode, SocpResponseCode
 CAL = CalibrationRecord(
