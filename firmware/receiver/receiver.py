@@ -32,6 +32,7 @@ from firmware.receiver.collector import (
     SubscribeRequest,
     WriteRequest,
 )
+from protocol.cgms import gatt
 from protocol.cgms.annunciation import StatusFlags
 
 SHOWN_PHASES = (Phase.ACTIVE, Phase.GRACE)
@@ -237,6 +238,11 @@ class Receiver:
         if self.session_start_ms is None:
             return
         taken_ms = self.session_start_ms + record.time_offset * MINUTE_MS
+        if taken_ms > now_ms + MINUTE_MS:  # ahead of the session's clock (minute resolution)
+            self.collector.frame_errors += 1
+            reason = f"time offset {record.time_offset} min is ahead of the session's clock"
+            self.out.append(FrameRejected(gatt.MEASUREMENT.uuid, reason))
+            return
         taken_phase = phase(
             self.config.profile, self.session_start_ms, max(taken_ms, self.session_start_ms)
         )
