@@ -1,0 +1,1 @@
+"""Fuzzing the decoders and the firmware cores (``cgmsim fuzz``; see ``sim.fuzz.engine``)."""

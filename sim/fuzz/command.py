@@ -1,0 +1,114 @@
+"""``cgmsim fuzz``: a fuzz campaign against the decoders or a firmware core, or the replay of
+a saved reproducer. Exit 0: nothing found (or the reproducer no longer fails); 1: failures
+found (or the reproducer still fails); 2: bad input."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+from typing import Any
+
+import click
+
+from sim.fuzz import engine
+from sim.fuzz.targets import TARGETS, make_target
+
+
+def _bad(message: str) -> None:
+    click.echo(f"cgmsim fuzz: {message}", err=True)
+    sys.exit(2)
+
+
+@click.command("fuzz")
+@click.option("--target", help="What to fuzz: decoder, transmitter or receiver.")
+@click.option(
+    "--link",
+    type=click.Choice(["memory", "ble"]),
+    default="memory",
+    show_default=True,
+    help="How the cores are connected (ble: not yet).",
+)
+@click.option("--iterations", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--corpus",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    help="Save each failure's shrunk reproducer (JSON) here.",
+)
+@click.option(
+    "--replay",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    help="Run a saved reproducer again instead of a campaign.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
+def command(
+    target: str | None,
+    link: str,
+    iterations: int,
+    seed: int,
+    corpus: pathlib.Path | None,
+    replay: pathlib.Path | None,
+    as_json: bool,
+) -> None:
+    """Fuzz the CGMS decoders, the transmitter or the receiver with generated and mutated
+    frames; every failure is shrunk to a minimal reproducer."""
+    if link == "ble":
+        _bad("--link ble is not yet supported; use --link memory")
+    if replay is not None:
+        _replay(replay, target, as_json)
+        return
+    if target is None:
+        _bad("give --target decoder|transmitter|receiver, or --replay FILE")
+    if target not in TARGETS:
+        _bad(f"--target {target!r} is not one of {', '.join(TARGETS)}")
+    started = time.perf_counter()
+    fuzzed = make_target(target)
+    setup = time.perf_counter() - started
+    report = engine.campaign(fuzzed, iterations, seed, corpus, setup_seconds=setup)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(
+            f"{report.target}: {report.iterations:,} iterations, {report.crashes} crashes, "
+            f"{report.hangs} hangs, {report.invariant_failures} invariant failures, "
+            f"{report.unique_failures} unique, {report.iterations_per_second:,.0f}/s "
+            f"(seed {seed})"
+        )
+        for failure in report.failures:
+            where = f" -> {failure['path']}" if "path" in failure else ""
+            click.echo(
+                f"  {failure['failure']['signature']}: {failure['failure']['message']} "
+                f"({len(failure['actions'])} actions){where}"
+            )
+    sys.exit(1 if report.failures else 0)
+
+
+def _replay(path: pathlib.Path, target: str | None, as_json: bool) -> None:
+    try:
+        entry = engine.load(path)
+    except ValueError as error:
+        _bad(str(error))
+    name = entry.get("target")
+    if name not in TARGETS:
+        _bad(f"{path}: unknown target {name!r}")
+    if target is not None and target != name:
+        _bad(f"{path} is a {name} reproducer, not {target}")
+    failure = engine.replay(make_target(name), entry)
+    result: dict[str, Any] = {
+        "replayed": str(path),
+        "target": name,
+        "seed": entry.get("seed"),
+        "fails": failure is not None,
+        "failure": None
+        if failure is None
+        else {"kind": failure.kind, "signature": failure.signature, "message": failure.message},
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif failure is None:
+        click.echo(f"{path}: no longer fails")
+    else:
+        click.echo(f"{path}: still fails: {failure.signature}: {failure.message}")
+    sys.exit(1 if failure is not None else 0)

@@ -1,0 +1,315 @@
+"""The fuzz engine: episodes of generated and mutated inputs against one target, invariants
+checked after every input, failures shrunk to minimal reproducers and saved with their seed.
+
+A target (``sim.fuzz.targets``) turns a seeded ``random.Random`` into an episode, a list of
+JSON-ready actions, and executes a list of actions from a fresh state, returning the first
+failure. Generation and mutation run on ``random.Random`` (plain Python, no per-example
+overhead), so a campaign reaches tens of thousands of inputs per second; hypothesis is used
+where it is good, for the structure-aware seed frames (``sim.fuzz.corpus``). Shrinking is a
+deterministic delta-debugging pass over the actions, then over the bytes inside them.
+
+An episode that runs longer than ``HANG_SECONDS`` of wall time is stopped by a watchdog (on
+the main thread, where signals can be delivered) and reported as a hang, as is an input after
+which a core's outputs or timers do not settle (the targets bound those loops).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import pathlib
+import random
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+FORMAT = "cgmsim-fuzz-reproducer"
+VERSION = 1
+HANG_SECONDS = 5.0
+Action = list[Any]
+
+
+class Hang(Exception):
+    """Raised inside a target when an input does not settle, or by the watchdog."""
+
+
+class InvariantViolated(Exception):
+    """A target's check after an input failed; ``name`` identifies the invariant."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    kind: str  # "crash", "invariant" or "hang"
+    signature: str  # what makes two failures the same (shrinking keeps it)
+    message: str
+    index: int  # the action after which it happened
+
+
+class Target(Protocol):
+    name: str
+
+    def generate(self, rng: random.Random, count: int) -> list[Action]:
+        """An episode of ``count`` actions."""
+        ...
+
+    def execute(self, actions: list[Action]) -> tuple[int, Failure | None]:
+        """Run ``actions`` from a fresh state: how many ran, and the first failure."""
+        ...
+
+
+def failure_from(error: BaseException, index: int) -> Failure:
+    """Classify an exception raised while executing action ``index``."""
+    if isinstance(error, Hang):
+        return Failure("hang", f"hang:{error}".split(" after ")[0], str(error), index)
+    if isinstance(error, InvariantViolated):
+        return Failure("invariant", f"invariant:{error.name}", str(error), index)
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if "/sim/fuzz/" not in f.filename] or frames
+    where = f"{pathlib.Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
+    message = f"{type(error).__name__}: {error}"
+    return Failure("crash", f"crash:{type(error).__name__}@{where}", message, index)
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float) -> Iterator[None]:
+    """Raise :class:`Hang` in this thread after ``seconds`` (main thread only; elsewhere a
+    no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise Hang(f"no answer within {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_episode(
+    target: Target, actions: list[Action], hang_seconds: float
+) -> tuple[int, Failure | None]:
+    try:
+        with watchdog(hang_seconds):
+            return target.execute(actions)
+    except Hang as error:  # the watchdog fired between two actions' bookkeeping
+        return len(actions), failure_from(error, len(actions) - 1)
+
+
+@dataclass
+class Report:
+    target: str
+    seed: int
+    iterations: int = 0
+    crashes: int = 0
+    hangs: int = 0
+    invariant_failures: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)  # one per unique signature
+    fuzz_seconds: float = 0.0
+    shrink_seconds: float = 0.0
+    setup_seconds: float = 0.0
+
+    @property
+    def unique_failures(self) -> int:
+        return len(self.failures)
+
+    @property
+    def iterations_per_second(self) -> float:
+        return self.iterations / self.fuzz_seconds if self.fuzz_seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["unique_failures"] = self.unique_failures
+        data["iterations_per_second"] = round(self.iterations_per_second, 1)
+        return data
+
+
+def campaign(
+    target: Target,
+    iterations: int,
+    seed: int,
+    corpus: pathlib.Path | None = None,
+    *,
+    episode_length: int = 200,
+    hang_seconds: float = HANG_SECONDS,
+    shrink_budget: int = 2_000,
+    setup_seconds: float = 0.0,
+) -> Report:
+    """Fuzz ``target`` for about ``iterations`` inputs. Each episode draws its own seed from
+    ``seed`` (the reproducer keeps it); each new failure is shrunk and, with ``corpus``, saved
+    there as ``<target>-<signature hash>.json``."""
+    report = Report(target.name, seed, setup_seconds=round(setup_seconds, 3))
+    master = random.Random(seed)
+    seen: set[str] = set()
+    episode = 0
+    while report.iterations < iterations:
+        episode_seed = master.getrandbits(32)
+        count = min(episode_length, iterations - report.iterations)
+        started = time.perf_counter()
+        actions = target.generate(random.Random(episode_seed), count)
+        ran, failure = run_episode(target, actions, hang_seconds)
+        report.fuzz_seconds += time.perf_counter() - started
+        report.iterations += ran
+        episode += 1
+        if failure is None:
+            continue
+        report.crashes += failure.kind == "crash"
+        report.hangs += failure.kind == "hang"
+        report.invariant_failures += failure.kind == "invariant"
+        if failure.signature in seen:
+            continue
+        seen.add(failure.signature)
+        started = time.perf_counter()
+        small = shrink(target, actions[: failure.index + 1], failure, shrink_budget, hang_seconds)
+        report.shrink_seconds += time.perf_counter() - started
+        entry = reproducer(target.name, seed, episode_seed, failure, small)
+        if corpus is not None:
+            entry["path"] = str(save(corpus, entry))
+        report.failures.append(entry)
+    report.fuzz_seconds = round(report.fuzz_seconds, 3)
+    report.shrink_seconds = round(report.shrink_seconds, 3)
+    return report
+
+
+# --- shrinking ------------------------------------------------------------------------------
+
+
+def shrink(
+    target: Target,
+    actions: list[Action],
+    failure: Failure,
+    budget: int = 2_000,
+    hang_seconds: float = HANG_SECONDS,
+) -> list[Action]:
+    """The smallest list of actions found that still fails with ``failure.signature``: whole
+    actions removed (halves, quarters, ... single ones), then bytes removed, zeroed or their
+    bits cleared in the hex values the actions carry. Within ``budget`` replays."""
+    tries = [0]
+    if failure.kind == "hang":
+        budget = min(budget, 20)  # each try may cost the watchdog's time
+
+    def fails(candidate: list[Action]) -> bool:
+        if tries[0] >= budget or not candidate:
+            return False
+        tries[0] += 1
+        _, again = run_episode(target, candidate, hang_seconds)
+        return again is not None and again.signature == failure.signature
+
+    current = list(actions)
+    chunk = max(1, len(current) // 2)
+    while chunk >= 1 and tries[0] < budget:
+        start, removed = 0, False
+        while start < len(current):
+            candidate = current[:start] + current[start + chunk :]
+            if fails(candidate):
+                current, removed = candidate, True
+            else:
+                start += chunk
+        if not removed:
+            chunk //= 2
+    for index in range(len(current)):
+        for slot, item in enumerate(current[index]):
+            if isinstance(item, str) and item.startswith("hex:"):
+                current[index][slot] = (
+                    "hex:"
+                    + _shrink_bytes(
+                        bytes.fromhex(item[4:]),
+                        lambda data, i=index, s=slot: fails(
+                            _with(current, i, s, "hex:" + data.hex())
+                        ),
+                    ).hex()
+                )
+    return current
+
+
+def _with(actions: list[Action], index: int, slot: int, value: Any) -> list[Action]:
+    changed = [list(action) for action in actions]
+    changed[index][slot] = value
+    return changed
+
+
+def _shrink_bytes(data: bytes, fails: Callable[[bytes], bool]) -> bytes:
+    chunk = max(1, len(data) // 2)
+    while chunk >= 1:
+        start, removed = 0, False
+        while start < len(data):
+            candidate = data[:start] + data[start + chunk :]
+            if fails(candidate):
+                data, removed = candidate, True
+            else:
+                start += chunk
+        if not removed:
+            chunk //= 2
+    for position in range(len(data)):  # zero each byte, else clear its bits one by one
+        if data[position] and fails(data[:position] + b"\x00" + data[position + 1 :]):
+            data = data[:position] + b"\x00" + data[position + 1 :]
+        for bit in range(8):
+            if data[position] & (1 << bit):
+                cleared = data[:position] + bytes([data[position] & ~(1 << bit)])
+                if fails(cleared + data[position + 1 :]):
+                    data = cleared + data[position + 1 :]
+    return data
+
+
+# --- reproducers ----------------------------------------------------------------------------
+
+
+def reproducer(
+    target: str, seed: int, episode_seed: int, failure: Failure, actions: list[Action]
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "target": target,
+        "seed": seed,
+        "episode_seed": episode_seed,
+        "failure": {
+            "kind": failure.kind,
+            "signature": failure.signature,
+            "message": failure.message,
+        },
+        "actions": actions,
+    }
+
+
+def save(corpus: pathlib.Path, entry: dict[str, Any]) -> pathlib.Path:
+    corpus.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(entry["failure"]["signature"].encode()).hexdigest()[:12]
+    path = corpus / f"{entry['target']}-{digest}.json"
+    payload = {key: value for key, value in entry.items() if key != "path"}
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    return path
+
+
+def load(path: pathlib.Path) -> dict[str, Any]:
+    """A reproducer file; ValueError when it is not one."""
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a readable JSON file ({error})") from None
+    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} file")
+    if entry.get("version") != VERSION or not isinstance(entry.get("actions"), list):
+        raise ValueError(f"{path}: unsupported reproducer (version {entry.get('version')!r})")
+    return entry
+
+
+def replay(
+    target: Target, entry: dict[str, Any], hang_seconds: float = HANG_SECONDS
+) -> Failure | None:
+    """Run a reproducer's actions again: the failure it still causes, or None when fixed."""
+    _, failure = run_episode(target, [list(action) for action in entry["actions"]], hang_seconds)
+    return failure

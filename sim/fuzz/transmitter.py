@@ -1,0 +1,385 @@
+"""Fuzz target: the transmitter core, driven by a rogue collector.
+
+Each episode starts from a G7 session an hour old (readings stored, nobody connected; E2E-CRC
+on or off, the first action says) and plays actions, JSON-ready lists:
+
+``["connect", mtu]`` ``["disconnect"]`` ``["mtu", mtu]`` ``["read", uuid]``
+``["write", uuid, "hex:.."]`` ``["subscribe", uuid, notify, indicate]`` ``["step"]`` (time to
+the next sample, the transmitter's timers on the way) ``["wait", ms]`` ``["hold"]`` (the next
+notifications and indications stay unconfirmed) ``["confirm"]``.
+
+Actions that the link could not deliver in the current state (a read while disconnected, a
+second connect) are skipped, so any sublist of an episode is a valid episode (for shrinking).
+Held PDUs are confirmed before time moves on, as an ATT bearer would time out otherwise.
+
+Invariants after every action (``shared/spec/cgms.md``):
+
+- no exception escapes the core;
+- every read, write and CCCD write gets exactly one response for its characteristic; a read of
+  a readable value returns one that decodes, anything else an ATT error;
+- every notification decodes as CGM Measurement records, every indication as a RACP or SOCP
+  frame;
+- every RACP or SOCP write that was accepted gets its answer, in order: the response code,
+  the record count, or the requested value (an abort answered with success ends the report it
+  aborted), unless the link drops first;
+- the transmitter keeps producing readings on schedule: after each sample in the active or
+  grace phase (from a model of the session: started at 0 or by an accepted SOCP start,
+  ended by an accepted stop) the newest stored record is that sample's; and when the collector
+  listens and the link is idle, that record is notified.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+from firmware.events import (
+    Connected,
+    Disconnected,
+    Indicate,
+    MtuChanged,
+    Notify,
+    Read,
+    Respond,
+    SensorSample,
+    Sent,
+    Subscribe,
+    Write,
+)
+from firmware.profiles import G7, MINUTE_MS
+from firmware.transmitter.server import Transmitter, TransmitterConfig
+from protocol.cgms import gatt, measurement, racp, socp
+from protocol.cgms.codecs import CODECS
+from protocol.cgms.racp import RacpOpcode
+from protocol.cgms.socp import SocpOpcode
+from protocol.errors import FrameError
+from sim.fuzz import corpus
+from sim.fuzz.engine import Action, Failure, Hang, InvariantViolated, failure_from
+from sim.fuzz.mutate import mutate, pick
+
+SAMPLE_MS = corpus.SAMPLE_MS
+START_MS = 60 * MINUTE_MS + 1_000
+MAX_OUTPUTS = 10_000  # outputs of one action; more is a hang
+READABLE = {
+    codec.characteristic.uuid: codec
+    for codec in CODECS.values()
+    if codec.characteristic.properties & gatt.Property.READ
+}
+MEASUREMENT, RACP, SOCP = gatt.MEASUREMENT.uuid, gatt.RACP.uuid, gatt.SOCP.uuid
+SST = gatt.SESSION_START_TIME.uuid
+UUIDS = tuple(c.characteristic.uuid for c in CODECS.values())
+WRITE_TARGETS = ((RACP, "racp", 0.45), (SOCP, "socp", 0.8), (SST, "session-start-time", 0.93))
+MTUS = (23, 23, 23, 24, 27, 30, 64, 185, 247, 517)
+
+
+def _fail(name: str, message: str) -> InvariantViolated:
+    return InvariantViolated(name, message)
+
+
+class TransmitterTarget:
+    name = "transmitter"
+
+    def __init__(self, seeds: corpus.Seeds | None = None, profile=G7) -> None:  # noqa: ANN001
+        self.seeds = seeds or corpus.seeds()
+        self.profile = profile
+
+    # --- generation ---
+
+    def generate(self, rng: random.Random, count: int) -> list[Action]:
+        draw = rng.random
+        actions: list[Action] = [["setup", draw() < 0.5]]
+        connected = False
+        if draw() < 0.9:
+            actions += [["connect", pick(rng, MTUS)]]
+            actions += [
+                ["subscribe", uuid, uuid == MEASUREMENT, uuid != MEASUREMENT]
+                for uuid in (MEASUREMENT, RACP, SOCP)
+            ]
+            connected = True
+        while len(actions) < count:
+            roll = draw()
+            if not connected:
+                actions.append(["connect", pick(rng, MTUS)] if roll < 0.6 else ["step"])
+                connected = roll < 0.6
+            elif roll < 0.5:
+                actions.append(self._write(rng))
+            elif roll < 0.6:
+                actions.append(
+                    [
+                        "read",
+                        UUIDS[int(draw() * len(UUIDS))] if draw() < 0.9 else int(draw() * 0x10000),
+                    ]
+                )
+            elif roll < 0.67:
+                uuid = (
+                    (MEASUREMENT, RACP, SOCP)[int(draw() * 3)] if draw() < 0.9 else pick(rng, UUIDS)
+                )
+                actions.append(["subscribe", uuid, draw() < 0.7, draw() < 0.7])
+            elif roll < 0.82:
+                actions.append(["step"])
+            elif roll < 0.86:
+                actions.append(["wait", int(draw() * 40_000)])
+            elif roll < 0.91:
+                actions.append(["hold"])
+            elif roll < 0.95:
+                actions.append(["confirm"])
+            elif roll < 0.97:
+                actions.append(["mtu", pick(rng, MTUS)])
+            else:
+                actions.append(["disconnect"])
+                connected = False
+        return actions[:count]
+
+    def _write(self, rng: random.Random) -> Action:
+        roll = rng.random()
+        uuid, name = pick(rng, UUIDS), pick(rng, tuple(self.seeds.by_name))
+        for target_uuid, target_name, below in WRITE_TARGETS:
+            if roll < below:
+                uuid, name = target_uuid, target_name
+                break
+        pool = self.seeds[name]
+        data = pick(rng, pool)
+        if rng.random() < 0.6:
+            data = mutate(rng, data, pool)
+        return ["write", uuid, "hex:" + data.hex()]
+
+    # --- execution ---
+
+    def execute(self, actions: list[Action]) -> tuple[int, Failure | None]:
+        run = _Run(self.profile, bool(actions and actions[0][0] == "setup" and actions[0][1]))
+        for index, action in enumerate(actions):
+            try:
+                run.apply(action)
+            except Exception as error:
+                return index + 1, failure_from(error, index)
+        return len(actions), None
+
+
+class _Run:
+    """One episode: the transmitter, the rogue collector's view of the link, and the model."""
+
+    def __init__(self, profile, e2e: bool) -> None:  # noqa: ANN001
+        self.profile = profile
+        self.e2e = e2e
+        self.tx = Transmitter(TransmitterConfig(profile, e2e_crc=e2e), corpus.CALIBRATION, 0)
+        for now in range(SAMPLE_MS, START_MS, SAMPLE_MS):
+            self.tx.sample(SensorSample(corpus.counts_at(now)), now)
+        self.now = START_MS
+        self.connected = False
+        self.held: deque[Notify | Indicate] = deque()
+        self.holding = False
+        self.subscribed: dict[int, tuple[bool, bool]] = {}
+        self.owed: dict[int, list[int]] = {RACP: [], SOCP: []}
+        self.session_start = 0
+        self.stopped = False
+        self.interval_min = 5
+        self.notified: set[int] = set()  # time offsets notified in this action
+
+    def apply(self, action: Action) -> None:
+        kind = action[0]
+        tx, now = self.tx, self.now
+        self.notified = set()
+        if kind == "setup":
+            return
+        if kind == "connect":
+            if self.connected:
+                return
+            self.connected, self.subscribed = True, {}
+            self._clear_owed()
+            tx.receive(Connected(int(action[1])), now)
+        elif kind == "disconnect":
+            if not self.connected:
+                return
+            self.connected, self.held, self.holding = False, deque(), False
+            self._clear_owed()
+            tx.receive(Disconnected(), now)
+        elif kind in ("step", "wait"):
+            self._confirm_held()
+            self._advance(action)
+            return
+        elif not self.connected:
+            return
+        elif kind == "mtu":
+            tx.receive(MtuChanged(int(action[1])), now)
+        elif kind == "hold":
+            self.holding = True
+        elif kind == "confirm":
+            self._confirm_held()
+            return
+        elif kind in ("read", "write", "subscribe"):
+            self._request(action)
+            return
+        self._drain(None)
+
+    # --- GATT requests ---
+
+    def _request(self, action: Action) -> None:
+        tx, now, uuid = self.tx, self.now, int(action[1])
+        if action[0] == "read":
+            tx.receive(Read(uuid), now)
+        elif action[0] == "subscribe":
+            self.subscribed[uuid] = (bool(action[2]), bool(action[3]))
+            tx.receive(Subscribe(uuid, bool(action[2]), bool(action[3])), now)
+        else:
+            value = bytes.fromhex(action[2][4:])
+            self._owe_answer(uuid, value)
+            tx.receive(Write(uuid, value), now)
+        responses = self._drain(action)
+        if len(responses) != 1 or responses[0].uuid != uuid:
+            raise _fail("one-response", f"{action[0]} 0x{uuid:04X} answered by {responses!r}")
+        response = responses[0]
+        if (response.value is None) == (response.error is None) and action[0] == "read":
+            raise _fail("one-response", f"read 0x{uuid:04X} answered by {response!r}")
+        if action[0] == "read":
+            codec = READABLE.get(uuid)
+            if codec is None and response.error is None:
+                raise _fail("read-not-permitted", f"0x{uuid:04X} is not readable: {response!r}")
+            if codec is not None and response.value is not None:
+                try:
+                    codec.decode(response.value, self.e2e)
+                except FrameError as error:
+                    raise _fail("read-value-decodes", str(error)) from None
+        elif action[0] == "write":
+            if uuid not in (RACP, SOCP, SST) and response.error is None:
+                raise _fail("write-not-permitted", f"0x{uuid:04X} is not writable")
+            if response.error is not None and uuid in self.owed:
+                self.owed[uuid].pop()  # refused with an ATT error: no answer owed
+        self._check_owed()
+
+    def _owe_answer(self, uuid: int, value: bytes) -> None:
+        if uuid in self.owed:
+            self.owed[uuid].append(value[0] if value else 0)
+
+    def _clear_owed(self) -> None:
+        self.owed = {RACP: [], SOCP: []}
+
+    # --- outputs ---
+
+    def _drain(self, action: Action | None) -> list[Respond]:
+        """Take every output of the core, confirming notifications and indications (unless
+        held); the responses, in order."""
+        tx, responses = self.tx, []
+        for _ in range(MAX_OUTPUTS):
+            event = tx.next_event()
+            if event is None:
+                return responses
+            if isinstance(event, Respond):
+                responses.append(event)
+                continue
+            self._check_pdu(event)
+            if self.holding:
+                self.held.append(event)
+            else:
+                tx.receive(Sent(), self.now)
+        raise Hang(f"outputs do not settle after {MAX_OUTPUTS} events ({action})")
+
+    def _confirm_held(self) -> None:
+        self.holding = False
+        while self.held:
+            self.held.popleft()
+            self.tx.receive(Sent(), self.now)
+            self._drain(None)
+        self._check_owed()
+
+    def _check_pdu(self, event: Notify | Indicate) -> None:
+        if isinstance(event, Notify):
+            if event.uuid != MEASUREMENT:
+                raise _fail("pdu-decodes", f"notification on 0x{event.uuid:04X}")
+            try:
+                records = measurement.decode(event.value, self.e2e)
+            except FrameError as error:
+                raise _fail("pdu-decodes", str(error)) from None
+            self.notified.update(record.time_offset for record in records)
+            return
+        try:
+            if event.uuid == RACP:
+                answered = racp.decode(event.value)
+                opcode = (
+                    RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS
+                    if answered.opcode == RacpOpcode.NUMBER_OF_STORED_RECORDS_RESPONSE
+                    else answered.request_opcode
+                )
+                code = answered.response_code
+            elif event.uuid == SOCP:
+                frame = socp.decode(event.value, self.e2e)
+                opcode = (
+                    frame.request_opcode
+                    if frame.opcode == SocpOpcode.RESPONSE_CODE
+                    else frame.opcode - 1
+                )
+                code = frame.response_code
+            else:
+                raise _fail("pdu-decodes", f"indication on 0x{event.uuid:04X}")
+        except FrameError as error:
+            raise _fail("pdu-decodes", str(error)) from None
+        self._answered(event.uuid, opcode, code)
+
+    def _answered(self, uuid: int, opcode: int | None, code: int | None) -> None:
+        owed = self.owed[uuid]
+        if uuid == RACP and opcode == RacpOpcode.ABORT_OPERATION and opcode in owed:
+            # An abort is answered while the report it targets runs; when it succeeds, the
+            # reports before it end unanswered.
+            at = owed.index(opcode)
+            before = owed[:at]
+            if code == 1:
+                before = [op for op in before if op != RacpOpcode.REPORT_STORED_RECORDS]
+            owed[:] = [*before, *owed[at:]]
+            owed.insert(0, owed.pop(len(before)))
+        if not owed or owed[0] != opcode:
+            raise _fail("answer-in-order", f"0x{uuid:04X} answered {opcode}, owed {owed}")
+        owed.pop(0)
+        if uuid == SOCP and code == 1:
+            if opcode == SocpOpcode.START_SESSION:
+                self.session_start, self.stopped = self.now, False
+            elif opcode == SocpOpcode.STOP_SESSION:
+                self.stopped = True
+        if uuid == SOCP and opcode == SocpOpcode.SET_COMMUNICATION_INTERVAL and code == 1:
+            self.interval_min = self.tx.comm_interval_min
+
+    def _check_owed(self) -> None:
+        if self.held or self.holding:
+            return
+        for uuid, owed in self.owed.items():
+            if owed:
+                raise _fail("answer-owed", f"0x{uuid:04X} still owes answers to {owed}")
+
+    # --- time ---
+
+    def _advance(self, action: Action) -> None:
+        tx = self.tx
+        if action[0] == "wait":
+            until = self.now + max(0, int(action[1]))
+        else:
+            until = (self.now // SAMPLE_MS + 1) * SAMPLE_MS
+        for _ in range(1_000):
+            timer = tx.get_timer()
+            if timer is None or timer > until:
+                break
+            if timer < self.now:
+                raise Hang(f"timer stuck in the past at {timer} ms (now {self.now})")
+            self.now = timer
+            tx.handle_timer(timer)
+            self._drain(action)
+        else:
+            raise Hang(f"timers do not settle after 1000 runs ({action})")
+        self.now = until
+        if until % SAMPLE_MS == 0:
+            self._sample(until)
+        self._check_owed()
+
+    def _sample(self, now: int) -> None:
+        tx = self.tx
+        tx.sample(SensorSample(corpus.counts_at(now)), now)
+        self._drain(["sample"])
+        elapsed = now - self.session_start
+        active = not self.stopped and self.profile.warmup_ms <= elapsed < self.profile.end_ms
+        if not active:
+            return
+        offset = elapsed // MINUTE_MS
+        latest = tx.store.latest()
+        if latest is None or latest.time_offset != offset:
+            raise _fail("readings-on-schedule", f"no record for offset {offset}: {latest}")
+        listening = self.connected and self.subscribed.get(MEASUREMENT, (False, False))[0]
+        idle = not self.owed[RACP] and not self.held
+        if listening and idle and 1 <= self.interval_min <= 5 and offset not in self.notified:
+            raise _fail("live-reading-notified", f"offset {offset} was not notified")
