@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from protocol.crc import crc16
+
 FORMAT = "cgmsim-fuzz-reproducer"
 VERSION = 1
 HANG_SECONDS = 5.0
@@ -241,26 +243,42 @@ def _with(actions: list[Action], index: int, slot: int, value: Any) -> list[Acti
     return changed
 
 
-def _shrink_bytes(data: bytes, fails: Callable[[bytes], bool]) -> bytes:
+def _shrink_bytes(data: bytes, fails_as_is: Callable[[bytes], bool]) -> bytes:
+    """Shorter and simpler bytes that still fail; each candidate is also tried with its last
+    two bytes made the E2E-CRC of the rest (else a CRC would pin every byte it covers)."""
+    fixed: dict[bytes, bytes] = {}
+
+    def fails(candidate: bytes) -> bool:
+        if fails_as_is(candidate):
+            return True
+        if len(candidate) > 2:
+            with_crc = candidate[:-2] + crc16(candidate[:-2]).to_bytes(2, "little")
+            if with_crc != candidate and fails_as_is(with_crc):
+                fixed[candidate] = with_crc
+                return True
+        return False
+
     chunk = max(1, len(data) // 2)
     while chunk >= 1:
         start, removed = 0, False
         while start < len(data):
             candidate = data[:start] + data[start + chunk :]
             if fails(candidate):
-                data, removed = candidate, True
+                data, removed = fixed.get(candidate, candidate), True
             else:
                 start += chunk
         if not removed:
             chunk //= 2
     for position in range(len(data)):  # zero each byte, else clear its bits one by one
-        if data[position] and fails(data[:position] + b"\x00" + data[position + 1 :]):
-            data = data[:position] + b"\x00" + data[position + 1 :]
+        zeroed = data[:position] + b"\x00" + data[position + 1 :]
+        if data[position] and fails(zeroed):
+            data = fixed.get(zeroed, zeroed)
         for bit in range(8):
             if data[position] & (1 << bit):
                 cleared = data[:position] + bytes([data[position] & ~(1 << bit)])
-                if fails(cleared + data[position + 1 :]):
-                    data = cleared + data[position + 1 :]
+                cleared += data[position + 1 :]
+                if fails(cleared):
+                    data = fixed.get(cleared, cleared)
     return data
 
 
