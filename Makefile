@@ -15,7 +15,7 @@ BENCH_REQS  := simglucose==0.2.11 setuptools<81
 BENCH_STAMP := $(BENCH_VENV)/.installed
 PEER_DAYS   ?= 1.5
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench fuzz lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ bench: $(STAMP)
 	  || echo "make bench: could not set up $(BENCH_VENV) for simglucose (see above);" \
 	    "the bench runs without its peer" >&2
 	BENCH_PEER_PYTHON=$(BENCH_PY) BENCH_PEER_DAYS=$(PEER_DAYS) $(PY) -m bench
+
+# A longer fuzzing campaign than CI's smoke runs: reproducers (shrunk) go to out/fuzz-corpus.
+FUZZ_ITERATIONS ?= 1000000
+fuzz: $(STAMP)
+	for t in decoder transmitter receiver; do \
+	  $(VENV)/bin/cgmsim fuzz --target $$t --iterations $(FUZZ_ITERATIONS) --seed $${SEED:-0} \
+	    --corpus out/fuzz-corpus || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

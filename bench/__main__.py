@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
-from bench import frames, physiology, sensor_chain, session, transmitter
+from bench import frames, fuzz, physiology, sensor_chain, session, transmitter
 
 if __name__ == "__main__":
     frames.main()
@@ -12,3 +12,5 @@ if __name__ == "__main__":
     session.main()
     print()
     physiology.main()
+    print()
+    fuzz.main()

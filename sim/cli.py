@@ -16,6 +16,7 @@ import click
 
 from protocol.cgms.codecs import codec_for
 from protocol.errors import ProtocolError
+from sim.fuzz.command import command as fuzz_command
 from sim.hil_commands import receiver_command, transmitter_command
 from sim.rundir.commands import export_command, report_command
 
@@ -360,6 +361,7 @@ cli.add_command(report_command)
 cli.add_command(export_command)
 cli.add_command(transmitter_command)
 cli.add_command(receiver_command)
+cli.add_command(fuzz_command)
 
 
 def main() -> NoReturn:
