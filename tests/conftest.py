@@ -7,3 +7,46 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+# --- hardware-in-the-loop: tests/hardware/ runs against real controllers when told where ---
+
+HARDWARE_HINT = (
+    "needs a BLE controller: pytest --hci-transport=T (and --hci-peer-transport=T2 for the "
+    "two-controller tests), e.g. usb:0 or serial:/dev/ttyACM0,1000000,rtscts; see docs/hil.md"
+)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("cgmsim hardware-in-the-loop")
+    group.addoption(
+        "--hci-transport",
+        default=None,
+        metavar="T",
+        help="The bumble transport of a BLE controller (dongle) for tests/hardware.",
+    )
+    group.addoption(
+        "--hci-peer-transport",
+        default=None,
+        metavar="T",
+        help="A second controller, for the transmitter-to-receiver tests in tests/hardware.",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "hardware(peer=False): runs only against real controllers (--hci-transport)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    transport = config.getoption("--hci-transport")
+    peer = config.getoption("--hci-peer-transport")
+    for item in items:
+        marker = item.get_closest_marker("hardware")
+        if marker is None:
+            continue
+        if transport is None or (marker.kwargs.get("peer") and peer is None):
+            item.add_marker(pytest.mark.skip(reason=HARDWARE_HINT))

@@ -1,0 +1,129 @@
+"""``cgmsim transmitter`` and ``cgmsim receiver`` as separate processes on two controllers:
+the checks shared by the virtual-controller tests (tests/sim/test_hil_serial.py) and the
+hardware set (tests/hardware/), which differ only in the transports they are given."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CGMSIM = Path(sys.executable).parent / "cgmsim"
+SPEED = 1500  # a 5-minute reading every 0.2 s
+START_TIMEOUT_S = 30
+
+
+def wait_for(condition, what: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _transmitter(transport: str, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    err = (tmp_path / "tx.err").open("w")
+    tx = subprocess.Popen(
+        [
+            str(CGMSIM),
+            "transmitter",
+            "--transport",
+            transport,
+            "--speed",
+            str(SPEED),
+            "--json",
+            "--ideal-sensor",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+    )
+    wait_for(lambda: "advertising" in (tmp_path / "tx.err").read_text(), "the transmitter")
+    return tx
+
+
+def _receiver(transport: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(CGMSIM),
+            "receiver",
+            "--transport",
+            transport,
+            "--speed",
+            str(SPEED),
+            "--out",
+            str(out),
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _stored(store: Path) -> dict[int, tuple[float | None, str]]:
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT time_offset_min, glucose_mgdl, delivery FROM readings")
+        return {offset: (glucose, delivery) for offset, glucose, delivery in rows}
+    finally:
+        conn.close()
+
+
+def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
+    """Transmitter on ``tx_port``; the receiver on ``rx_port`` runs, stops, and runs again on
+    the same --out: it re-encrypts with its bond, resumes and backfills the gap, and every
+    reading the sensor made until then is stored once, unchanged."""
+    tx = _transmitter(tx_port, tmp_path)  # until SIGTERM
+    out = tmp_path / "receiver"
+
+    first = _receiver(rx_port, out, "--days", "0.035")  # 50 min, then it stops
+    assert first.returncode == 0, first.stderr
+    one = json.loads(first.stdout)
+    assert one["connections"] == 1 and one["pairings"] == 1
+    assert one["readings"]["live_this_run"] >= 2
+    keys = json.loads((out / "keys.json").read_text())
+    assert keys, "the bond was written to the JSON key store"
+
+    time.sleep(1.5)  # about 37 min of session with nobody listening
+    second = _receiver(rx_port, out, "--days", "0.03")
+    assert second.returncode == 0, second.stderr
+    two = json.loads(second.stdout)
+    assert two["connections"] == 1
+    assert two["pairings"] == 0  # re-encrypted with the bond from keys.json
+    assert two["readings"]["backfilled_this_run"] >= 3  # the readings made while it was away
+    assert one["readings"]["duplicates"] == two["readings"]["duplicates"] == 0
+
+    tx.send_signal(signal.SIGTERM)  # ends cleanly, with its summary
+    made_out, _ = tx.communicate(timeout=60)
+    assert tx.returncode == 0
+    made = {r["time_offset_min"]: r["glucose_mgdl"] for r in json.loads(made_out)["readings"]}
+    stored = _stored(out / "receiver.sqlite")
+    # every reading the sensor made until the receiver's last one is stored, once, unchanged
+    last = max(stored)
+    assert {t: g for t, g in made.items() if t <= last} == {t: g for t, (g, _) in stored.items()}
+    assert {d for _, d in stored.values()} == {"live", "backfill"}
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert sorted(e["time_offset_min"] for e in events if e["kind"] == "reading") == sorted(stored)
+
+
+def check_wrong_passkey(tx_port: str, rx_port: str, tmp_path: Path) -> None:
+    """A receiver typing the wrong passkey: pairing fails, one line, exit 2, nothing sent."""
+    tx = _transmitter(tx_port, tmp_path, "--days", "0.05", "--passkey", "111111")
+    try:
+        done = _receiver(rx_port, tmp_path / "rx", "--days", "0.02", "--passkey", "222222")
+    finally:
+        tx.send_signal(signal.SIGTERM)
+        summary, _ = tx.communicate(timeout=30)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("cgmsim: error: pairing with C0:CA:FE:00:00:01")
+    assert "wrong passkey" in lines[-1]
+    assert tx.returncode == 0
+    assert json.loads(summary)["sent_over_air"] == 0  # no reading leaked
