@@ -20,14 +20,12 @@ Environment: ``BENCH_PEER_PYTHON`` (default ``.venv-bench/bin/python``).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench import peer
 from sim.physiology.model import simulate
 from sim.physiology.patients import Patients, load_patients, patient_names
 from sim.physiology.source import parse_patient_scenario
@@ -42,11 +40,7 @@ AIM_RMS, AIM_RATIO = 3.0, 1_000
 PROFILE = TherapyProfile(exercise_probability=0.0)
 CLOCK_START_MIN = 6 * 60.0  # before breakfast: the day holds every meal slot
 
-ROOT = Path(__file__).resolve().parent.parent
 PEER_SCRIPT = Path(__file__).resolve().parent / "physiology_peer.py"
-PEER_PYTHON = Path(
-    os.environ.get("BENCH_PEER_PYTHON", ROOT / ".venv-bench" / "bin" / "python")
-).absolute()
 PEER_TIMEOUT_S = 600
 
 
@@ -65,8 +59,6 @@ def open_loop_inputs(patients: Patients, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def run_peer(patients: Patients, carbs: np.ndarray, insulin: np.ndarray) -> tuple[dict | None, str]:
-    if not PEER_PYTHON.exists():
-        return None, f"{PEER_PYTHON} not found (`make .venv-bench/.installed` creates it)"
     request = {
         "runs": [
             {
@@ -77,31 +69,7 @@ def run_peer(patients: Patients, carbs: np.ndarray, insulin: np.ndarray) -> tupl
             for i, name in enumerate(patients.names)
         ]
     }
-    with tempfile.TemporaryDirectory(prefix="cgmsim-bench-") as scratch:
-        env = {**os.environ, "MPLBACKEND": "Agg", "MPLCONFIGDIR": scratch}
-        env.pop("PYTHONPATH", None)
-        try:
-            done = subprocess.run(
-                [str(PEER_PYTHON), str(PEER_SCRIPT)],
-                input=json.dumps(request),
-                cwd=scratch,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=PEER_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return None, f"simglucose did not finish in {PEER_TIMEOUT_S} s"
-        except OSError as error:
-            return None, f"could not start {PEER_PYTHON}: {error}"
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return None, f"simglucose exited {done.returncode}: {tail}"
-    try:
-        return json.loads(done.stdout.strip().splitlines()[-1]), ""
-    except (IndexError, json.JSONDecodeError):
-        return None, f"simglucose printed no result: {done.stdout.strip()[-200:]!r}"
+    return peer.run_peer([str(PEER_SCRIPT)], PEER_TIMEOUT_S, json.dumps(request))
 
 
 def our_rate() -> tuple[float, float]:

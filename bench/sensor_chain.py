@@ -22,16 +22,14 @@ Environment: ``BENCH_PEER_PYTHON`` (default ``.venv-bench/bin/python``), ``BENCH
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench import peer
 from sim.accuracy import StudyDesign
 from sim.signal.grid import MINUTES_PER_DAY, SAMPLE_MIN
 from sim.signal.models import SENSOR_MODELS
@@ -48,12 +46,7 @@ SEED = 1
 REPEATS = 5
 AIM = 30_000  # sensor-days per second for the sensor chain (issue 3)
 
-ROOT = Path(__file__).resolve().parent.parent
 PEER_SCRIPT = Path(__file__).resolve().parent / "simglucose_peer.py"
-# absolute (the peer runs in a scratch directory) but not resolved: a venv's python is a symlink
-PEER_PYTHON = Path(
-    os.environ.get("BENCH_PEER_PYTHON", ROOT / ".venv-bench" / "bin" / "python")
-).absolute()
 PEER_DAYS = float(os.environ.get("BENCH_PEER_DAYS", "1.5"))
 PEER_TIMEOUT_S = 300
 
@@ -108,36 +101,7 @@ def best_rate(source: GlucoseSource) -> tuple[float, int]:
 
 def run_peer() -> tuple[dict[str, object] | None, str]:
     """The peer's JSON result, or ``None`` and why not."""
-    if not PEER_PYTHON.exists():
-        return None, (
-            f"{PEER_PYTHON} not found: the bench environment is missing "
-            "(`make bench` creates it; see its output for why it could not)"
-        )
-    command = [str(PEER_PYTHON), str(PEER_SCRIPT), "--days", str(PEER_DAYS)]
-    with tempfile.TemporaryDirectory(prefix="cgmsim-bench-") as scratch:
-        env = {**os.environ, "MPLBACKEND": "Agg", "MPLCONFIGDIR": scratch}
-        env.pop("PYTHONPATH", None)
-        try:
-            done = subprocess.run(
-                command,
-                cwd=scratch,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=PEER_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return None, f"simglucose did not finish {PEER_DAYS} days in {PEER_TIMEOUT_S} s"
-        except OSError as error:
-            return None, f"could not start {PEER_PYTHON}: {error}"
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return None, f"simglucose exited {done.returncode}: {tail}"
-    try:
-        return json.loads(done.stdout.strip().splitlines()[-1]), ""
-    except (IndexError, json.JSONDecodeError):
-        return None, f"simglucose printed no result: {done.stdout.strip()[-200:]!r}"
+    return peer.run_peer([str(PEER_SCRIPT), "--days", str(PEER_DAYS)], PEER_TIMEOUT_S)
 
 
 def main() -> None:
