@@ -32,6 +32,9 @@ class Reading:
     warning: int
 
 
+FIRST_YEAR = 1582
+
+
 class Session:
     def __init__(
         self,
@@ -142,4 +145,6 @@ class Session:
             self.start_time = written  # unknown date: keep as written
             return
         moment = written.to_datetime() - datetime.timedelta(minutes=self.time_offset(now_ms))
+        if moment.year < FIRST_YEAR:  # the Date Time year field starts at 1582 (GSS)
+            raise ValueError(f"the session would have started in {moment.year}")
         self.start_time = SessionStartTime.from_datetime(moment, written.time_zone, written.dst)

@@ -1006,6 +1006,20 @@ def test_an_invalid_start_time_is_out_of_range(e2e, written):
     assert link.status().cal_temp & CalTempFlags.TIME_SYNCHRONIZATION_REQUIRED
 
 
+def test_a_start_time_whose_session_would_start_before_1582_is_out_of_range(e2e):
+    """Stored minus the time offset, 1582-01-01 00:00 would become 1581, which the Date Time
+    year field cannot hold: refused, rather than stored and failing every later read (found by
+    ``cgmsim fuzz --target transmitter``)."""
+    link = Link(e2e_crc=e2e)
+    link.feed(100.0, 12)
+    assert link.write(SST, _sst(SessionStartTime(1582, 1, 1, 0, 0, 0), e2e)).error == (
+        AttError.OUT_OF_RANGE
+    )
+    assert link.read(SST).year == 0
+    assert link.write(SST, _sst(SessionStartTime(1582, 1, 2, 0, 0, 0), e2e)) == Respond(SST)
+    assert link.read(SST) == SessionStartTime(1582, 1, 1, 23, 0, 0)
+
+
 @pytest.mark.parametrize(
     "uuid", [MEASUREMENT, STATUS, gatt.FEATURE.uuid, gatt.SESSION_RUN_TIME.uuid]
 )

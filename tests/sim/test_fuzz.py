@@ -148,8 +148,11 @@ def test_replay_round_trip_through_the_command(tmp_path, monkeypatch):
     assert result.exit_code == 0 and "no longer fails" in result.stdout
 
 
-def test_the_receiver_finding_stays_fixed():
-    result = run("--replay", str(CORPUS / "receiver-future-time-offset.json"))
+@pytest.mark.parametrize(
+    "finding", ["receiver-future-time-offset.json", "transmitter-start-time-before-1582.json"]
+)
+def test_the_findings_stay_fixed(finding):
+    result = run("--replay", str(CORPUS / finding))
     assert result.exit_code == 0, result.output
 
 
