@@ -43,6 +43,7 @@ from sim.bookkeeping import RECONNECT_MS, SAMPLE_MS, Bookkeeper
 from sim.durable import DurableReceiver
 from sim.links.ble import BleTransmitter, LossyLink, in_process_device
 from sim.links.ble_receiver import BleReceiver, CoreTimer
+from sim.links.bleak_receiver import BleakReceiver, bleak_client_factory
 from sim.store import ReceiverStore
 from sim.virtual_loop import run_virtual
 from sim.world import SimulationConfig, SimulationResult
@@ -75,19 +76,24 @@ def run_ble(
     store_path: pathlib.Path | None = None,
     *,
     stats: dict[str, int] | None = None,
+    receiver_api: str = "bumble",
 ) -> SimulationResult:
     """Simulate the session over bumble. ``capture``, when given, is where the receiver's HCI
     traffic is written as a btsnoop log (``bumble.snoop.BtSnooper``): pairing, encryption, the
     GATT discovery (which a decoder such as tshark needs to map handles to CGM UUIDs) and every
     notification and indication. ``store_path``: the durable receiver's SQLite store, as for
     ``sim.world.run`` (a run on a store holding this session resumes it). ``stats``, when given,
-    gets the connections made, pairings done and values sent over the air."""
+    gets the connections made, pairings done and values sent over the air. ``receiver_api``:
+    the receiver drives bumble directly (``"bumble"``, ``BleReceiver``) or goes through the
+    bleak API (``"bleak"``, ``BleakReceiver`` on the bleak backend over bumble)."""
+    if receiver_api not in ("bumble", "bleak"):
+        raise ValueError(f"receiver_api is bumble or bleak, not {receiver_api!r}")
     if store_path is None:
-        return _run(config, None, capture, stats)
+        return _run(config, None, capture, stats, receiver_api)
     with ReceiverStore.open(store_path) as store:
         session = durable.session_id(config.profile.name, config.seed)
         keeper = durable.DurableReceiver(store, session, durable.fingerprint(config))
-        return _run(config, keeper, capture, stats)
+        return _run(config, keeper, capture, stats, receiver_api)
 
 
 def _run(
@@ -95,16 +101,17 @@ def _run(
     keeper: DurableReceiver | None,
     capture: pathlib.Path | None,
     stats: dict[str, int] | None,
+    receiver_api: str,
 ) -> SimulationResult:
     books = Bookkeeper(config, keeper)
     if capture is None:
-        return run_virtual(_session(books, stats, None))
+        return run_virtual(_session(books, stats, None, receiver_api))
     with pathlib.Path(capture).open("wb") as output:
-        return run_virtual(_session(books, stats, output))
+        return run_virtual(_session(books, stats, output, receiver_api))
 
 
 async def _session(
-    books: Bookkeeper, stats: dict[str, int] | None, capture: BinaryIO | None
+    books: Bookkeeper, stats: dict[str, int] | None, capture: BinaryIO | None, receiver_api: str
 ) -> SimulationResult:
     loop = asyncio.get_running_loop()
     config, session, recorder = books.config, books.session, books.recorder
@@ -166,7 +173,20 @@ async def _session(
             if books.press(rx.receiver, alert, now):
                 rx.drain()
 
-    def new_receiver(core_: Receiver, hold_until_ms: int | None) -> BleReceiver:
+    def new_receiver(core_: Receiver, hold_until_ms: int | None) -> BleReceiver | BleakReceiver:
+        receiver_: BleReceiver | BleakReceiver
+        if receiver_api == "bleak":
+            receiver_ = BleakReceiver(
+                core_,
+                bleak_client_factory(rx_device, tx_device.random_address, PASSKEY),
+                now_ms,
+                to_loop,
+                on_event=on_event,
+                on_established=established,
+                timer_lag_s=RX_TIMER_LAG_S,
+            )
+            receiver_.hold_until_ms = hold_until_ms
+            return receiver_
         receiver_ = BleReceiver(
             rx_device,
             core_,

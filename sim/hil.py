@@ -48,6 +48,12 @@ from sim import durable
 from sim.bookkeeping import SAMPLE_MS, event_json, session_input
 from sim.links.ble import BleTransmitter
 from sim.links.ble_receiver import BleReceiver, CoreTimer
+from sim.links.bleak_receiver import (
+    BleakReceiver,
+    ClientFactory,
+    bleak_client_factory,
+    bleak_uuid,
+)
 from sim.store import ReceiverStore
 from sim.world import SimulationConfig
 
@@ -221,8 +227,50 @@ async def scan_for_cgm(device: Device, timeout_s: float = SCAN_TIMEOUT_S) -> Add
         await device.stop_scanning()
 
 
+async def _bleak_target(
+    device: Device | None, peer: str | None, passkey: int
+) -> tuple[str, ClientFactory]:
+    """Find the sensor with ``BleakScanner`` (at ``peer``, or the first CGM advertiser) on the
+    bleak backend over bumble when there is a bumble ``device``, else on the host's Bluetooth
+    stack; and how to make clients towards it."""
+    from bleak import BleakClient, BleakScanner
+
+    from sim.links.bleak_bumble import BumbleScanner
+
+    backend: dict[str, Any] = (
+        {} if device is None else {"backend": BumbleScanner, "bumble_device": device}
+    )
+    from bleak.exc import BleakError
+
+    service = bleak_uuid(gatt.CGM_SERVICE)
+    try:
+        if peer:
+            found = await BleakScanner.find_device_by_address(peer, SCAN_TIMEOUT_S, **backend)
+        else:
+            found = await BleakScanner.find_device_by_filter(
+                lambda _, adv: service in adv.service_uuids, SCAN_TIMEOUT_S, **backend
+            )
+    except (BleakError, OSError) as error:
+        if device is not None:
+            raise
+        raise TransportProblem(
+            f"bleak cannot reach this host's Bluetooth stack ({type(error).__name__}: {error});"
+            " give --transport T to use a controller through bumble"
+        ) from None
+    if found is None:
+        raise TimeoutError(f"no CGM sensor (service 0x181F) heard in {SCAN_TIMEOUT_S:g} s")
+    if device is not None:
+        return found.address, bleak_client_factory(device, found.details, passkey)
+
+    def native(disconnected: Callable[[BleakClient], None]) -> BleakClient:
+        # The host's stack pairs through its own agent, which asks for the passkey.
+        return BleakClient(found, disconnected_callback=disconnected, timeout=SCAN_TIMEOUT_S)
+
+    return found.address, native
+
+
 async def run_receiver(
-    transport_spec: str,
+    transport_spec: str | None,
     profile: DeviceProfile,
     out: pathlib.Path,
     *,
@@ -232,17 +280,27 @@ async def run_receiver(
     days: float | None = None,
     keys: pathlib.Path | None = None,
     address: str = RECEIVER_ADDRESS,
+    bleak: bool = False,
 ) -> dict[str, Any]:
     """Connect to the sensor at ``peer`` (or the first CGM advertiser), pair or re-encrypt,
     and run the receiver for ``days`` of session time (or until SIGINT/SIGTERM), committing to
     ``out/receiver.sqlite``. Writes ``out/events.jsonl`` and ``out/summary.json``; returns the
-    summary."""
+    summary. ``bleak``: through the bleak API (``BleakScanner``/``BleakClient``), on the bleak
+    backend over bumble on ``transport_spec``, or with no transport on the host's own stack."""
     out.mkdir(parents=True, exist_ok=True)
     stop = _stopper()
-    async with await _open(transport_spec) as transport:
-        device = _device("cgmsim-receiver", address, transport, keys)
-        await device.power_on()
-        target = Address(peer) if peer else await scan_for_cgm(device)
+    async with contextlib.AsyncExitStack() as stack:
+        device: Device | None = None
+        if transport_spec is not None:
+            transport = await stack.enter_async_context(await _open(transport_spec))
+            device = _device("cgmsim-receiver", address, transport, keys)
+            await device.power_on()
+        make_client: ClientFactory | None = None
+        if bleak:
+            target, make_client = await _bleak_target(device, peer, passkey)
+        else:
+            assert device is not None, "the bumble receiver needs a transport"
+            target = str(Address(peer) if peer else await scan_for_cgm(device))
         fingerprint = {"peer": str(target), "profile": profile.name}
         with ReceiverStore.open(out / "receiver.sqlite") as store:
             keeper = durable.DurableReceiver(store, f"receiver-{target}", fingerprint)
@@ -285,15 +343,22 @@ async def run_receiver(
                     pending.append(True)
                     clock.loop.call_soon(commit)
 
-            rx = BleReceiver(
-                device,
-                core,
-                target,
-                clock.now_ms,
-                clock.to_loop,
-                passkey=passkey,
-                on_event=on_event,
-            )
+            rx: BleReceiver | BleakReceiver
+            if make_client is not None:
+                rx = BleakReceiver(
+                    core, make_client, clock.now_ms, clock.to_loop, on_event=on_event
+                )
+            else:
+                assert device is not None
+                rx = BleReceiver(
+                    device,
+                    core,
+                    Address(target),
+                    clock.now_ms,
+                    clock.to_loop,
+                    passkey=passkey,
+                    on_event=on_event,
+                )
             runner = asyncio.ensure_future(rx.run())
             end_ms = None if days is None else start_ms + round(days * 1440 * MINUTE_MS)
             await _until(stop, clock, end_ms, runner)
@@ -307,6 +372,7 @@ async def run_receiver(
     summary = {
         "role": "receiver",
         "transport": transport_spec,
+        "api": "bleak" if bleak else "bumble",
         "peer": str(target),
         "profile": profile.name,
         "speed": speed,

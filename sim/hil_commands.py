@@ -53,7 +53,7 @@ def _address(text: str, option: str) -> str:
         raise click.BadParameter(f"not a Bluetooth address: {text!r}", param_hint=option) from None
 
 
-def _run(work: Coroutine[Any, Any, Any], transport: str) -> Any:
+def _run(work: Coroutine[Any, Any, Any], where: str) -> Any:
     """Run ``work`` on a fresh loop; a transport that cannot be opened is bad input."""
     from sim.hil import TransportProblem
     from sim.links.ble_receiver import PairingRefused
@@ -63,17 +63,14 @@ def _run(work: Coroutine[Any, Any, Any], transport: str) -> Any:
     except (TransportProblem, PairingRefused) as problem:
         raise click.ClickException(str(problem)) from None
     except TimeoutError as error:
-        raise click.ClickException(f"{transport}: {error}") from None
+        raise click.ClickException(f"{where}: {error}") from None
 
 
+_TRANSPORT_HELP = (
+    "A bumble HCI transport: usb:0, serial:/dev/ttyACM0,1000000,rtscts, "
+    "tcp-client:127.0.0.1:9001, pty:PATH, ..."
+)
 _common = [
-    click.option(
-        "--transport",
-        required=True,
-        metavar="T",
-        help="A bumble HCI transport: usb:0, serial:/dev/ttyACM0,1000000,rtscts, "
-        "tcp-client:127.0.0.1:9001, pty:PATH, ...",
-    ),
     click.option("--profile", type=click.Choice(["g7", "g6"]), default="g7", show_default=True),
     click.option(
         "--speed",
@@ -99,6 +96,7 @@ def _with_common(function: Any) -> Any:
 
 
 @click.command(name="transmitter")
+@click.option("--transport", required=True, metavar="T", help=_TRANSPORT_HELP)
 @_with_common
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option(
@@ -160,6 +158,18 @@ def transmitter_command(
 
 
 @click.command(name="receiver")
+@click.option(
+    "--transport", default=None, metavar="T", help=_TRANSPORT_HELP + " Needed unless --bleak."
+)
+@click.option(
+    "--bleak",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Go through the bleak API: on the host's Bluetooth stack, or with --transport on the "
+    "bleak backend over bumble. ADDRESS: the sensor's (default: scan for 0x181F).",
+)
 @_with_common
 @click.option("--peer", default=None, help="The sensor's address (default: scan for 0x181F).")
 @click.option(
@@ -176,7 +186,8 @@ def transmitter_command(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json at the end.")
 def receiver_command(
-    transport: str,
+    transport: str | None,
+    bleak: str | None,
     profile: str,
     speed: float | None,
     realtime: bool,
@@ -195,6 +206,11 @@ def receiver_command(
     from sim.store import StoreError
 
     rate, key = _speed(speed, realtime), _passkey(passkey)
+    if transport is None and bleak is None:
+        raise click.UsageError("give --transport T, or --bleak [ADDRESS]")
+    if bleak and peer and _address(bleak, "--bleak") != _address(peer, "--peer"):
+        raise click.UsageError("--bleak ADDRESS and --peer name different sensors")
+    peer = peer or bleak or None
     target = None if peer is None else _address(peer, "--peer")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -211,8 +227,9 @@ def receiver_command(
                 peer=target,
                 days=days,
                 keys=keys if keys is not None else out / "keys.json",
+                bleak=bleak is not None,
             ),
-            transport,
+            transport or "bleak",
         )
     except (StoreError, ResumeMismatch) as error:
         raise click.ClickException(str(error)) from None

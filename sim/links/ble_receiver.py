@@ -142,7 +142,7 @@ class BleReceiver:
         self._running = False
         self._wanted_reason: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        device.pairing_config_factory = lambda connection: _pairing(passkey)
+        device.pairing_config_factory = lambda connection: bonding_pairing(passkey)
 
     # --- the connection cycle ---
 
@@ -358,7 +358,7 @@ class BleReceiver:
         task.add_done_callback(self._tasks.discard)
 
 
-def _pairing(passkey: int) -> PairingConfig:
+def bonding_pairing(passkey: int) -> PairingConfig:
     """``receiver_pairing`` with the random (static) address as identity: the one this device
     connects from, so the transmitter finds the bond under it and re-encryption works."""
     config = receiver_pairing(passkey)

@@ -10,6 +10,7 @@ pairing a ``BleakError`` (shared/spec/ble-stack.md, "bleak").
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid as uuidlib
 from collections.abc import Callable
 from typing import Any, Literal, cast
@@ -31,6 +32,7 @@ from bumble.gatt_client import CharacteristicProxy
 from bumble.hci import Address
 from bumble.pairing import PairingConfig
 
+logger = logging.getLogger(__name__)
 _TYPE = AdvertisingData.Type
 _UUID_LISTS = [t for t in _TYPE if "_SERVICE_CLASS_UUIDS" in t.name]
 _SERVICE_DATA = [t for t in _TYPE if t.name.startswith("SERVICE_DATA_")]
@@ -161,10 +163,22 @@ class BumbleClient(BaseBleakClient):
         try:
             if pair:
                 await self.pair()
+            else:
+                await self._encrypt_if_bonded(connection)
             await asyncio.wait_for(self._discover(), self._timeout)
         except BaseException:
             await self.disconnect()
             raise
+
+    async def _encrypt_if_bonded(self, connection: Connection) -> None:
+        """What a desktop stack does on its own: re-encrypt a link to a bonded device."""
+        keystore = self._device.keystore
+        if keystore is None or not await keystore.get(str(connection.peer_address)):
+            return
+        try:
+            await asyncio.wait_for(connection.encrypt(), self._timeout)
+        except (ProtocolError, TimeoutError) as error:  # a stale bond: the app pairs again
+            logger.warning("re-encryption with %s failed: %s", self.address, error)
 
     async def _discover(self) -> None:
         peer = self._require()

@@ -1,8 +1,9 @@
 """The dongle's code path without a dongle: two virtual controllers on pseudo-terminals
 (``python -m bumble.apps.controllers pty:A pty:B``), and ``cgmsim transmitter`` and
 ``cgmsim receiver`` in separate processes opening them as ``serial:`` transports (pyserial), in
-compressed time. The receiver is stopped and started again: its JSON key store lets it
-re-encrypt without pairing, its store lets it resume, and it backfills what it missed."""
+compressed time. The receiver is stopped and started again, the second time through the bleak
+API: its JSON key store lets it re-encrypt without pairing, its store lets it resume, and it
+backfills what it missed."""
 
 from __future__ import annotations
 
@@ -41,8 +42,11 @@ def test_transmitter_and_receiver_processes_over_serial_ptys(ptys, tmp_path: Pat
     check_receiver_restarts(*ptys, tmp_path)
 
 
-def test_a_wrong_passkey_fails_pairing_with_one_line_and_exit_2(ptys, tmp_path: Path) -> None:
-    check_wrong_passkey(*ptys, tmp_path)
+@pytest.mark.parametrize("api", [(), ("--bleak",)], ids=["bumble", "bleak"])
+def test_a_wrong_passkey_fails_pairing_with_one_line_and_exit_2(
+    ptys, tmp_path: Path, api: tuple[str, ...]
+) -> None:
+    check_wrong_passkey(*ptys, tmp_path, *api)
 
 
 def test_a_transport_that_cannot_open_exits_2(tmp_path: Path) -> None:

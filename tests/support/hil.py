@@ -77,8 +77,10 @@ def _stored(store: Path) -> dict[int, tuple[float | None, str]]:
 
 
 def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
-    """Transmitter on ``tx_port``; the receiver on ``rx_port`` runs, stops, and runs again on
-    the same --out: it re-encrypts with its bond, resumes and backfills the gap, and every
+    """Transmitter on ``tx_port``; the receiver on ``rx_port`` runs (driving bumble), stops, and
+    runs again on the same --out through the bleak API (``--bleak``, the bleak backend over
+    bumble): it re-encrypts with the bond the first run stored, resumes and backfills the gap,
+    and every
     reading the sensor made until then is stored once, unchanged."""
     tx = _transmitter(tx_port, tmp_path)  # until SIGTERM
     out = tmp_path / "receiver"
@@ -92,9 +94,10 @@ def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
     assert keys, "the bond was written to the JSON key store"
 
     time.sleep(1.5)  # about 37 min of session with nobody listening
-    second = _receiver(rx_port, out, "--days", "0.03")
+    second = _receiver(rx_port, out, "--days", "0.03", "--bleak")
     assert second.returncode == 0, second.stderr
     two = json.loads(second.stdout)
+    assert (one["api"], two["api"]) == ("bumble", "bleak")
     assert two["connections"] == 1
     assert two["pairings"] == 0  # re-encrypted with the bond from keys.json
     assert two["readings"]["backfilled_this_run"] >= 3  # the readings made while it was away
@@ -113,17 +116,18 @@ def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
     assert sorted(e["time_offset_min"] for e in events if e["kind"] == "reading") == sorted(stored)
 
 
-def check_wrong_passkey(tx_port: str, rx_port: str, tmp_path: Path) -> None:
-    """A receiver typing the wrong passkey: pairing fails, one line, exit 2, nothing sent."""
-    tx = _transmitter(tx_port, tmp_path, "--days", "0.05", "--passkey", "111111")
+def check_wrong_passkey(tx_port: str, rx_port: str, tmp_path: Path, *api: str) -> None:
+    """A receiver typing the wrong passkey: pairing fails, one line, exit 2, nothing sent.
+    ``api``: extra receiver options (``--bleak``)."""
+    tx = _transmitter(tx_port, tmp_path, "--passkey", "111111")  # until SIGTERM
     try:
-        done = _receiver(rx_port, tmp_path / "rx", "--days", "0.02", "--passkey", "222222")
+        done = _receiver(rx_port, tmp_path / "rx", "--days", "0.02", "--passkey", "222222", *api)
     finally:
         tx.send_signal(signal.SIGTERM)
         summary, _ = tx.communicate(timeout=30)
-    assert done.returncode == 2
+    assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith("cgmsim: error: pairing with C0:CA:FE:00:00:01")
+    assert lines[-1].startswith("cgmsim: error: pairing with C0:CA:FE:00:00:01"), done.stderr
     assert "wrong passkey" in lines[-1]
     assert tx.returncode == 0
     assert json.loads(summary)["sent_over_air"] == 0  # no reading leaked
