@@ -42,7 +42,7 @@ from sim import durable
 from sim.bookkeeping import RECONNECT_MS, SAMPLE_MS, Bookkeeper
 from sim.durable import DurableReceiver
 from sim.links.ble import BleTransmitter, LossyLink, in_process_device
-from sim.links.ble_receiver import BleReceiver, CoreTimer
+from sim.links.ble_receiver import BleReceiver
 from sim.links.bleak_receiver import BleakReceiver, bleak_client_factory
 from sim.store import ReceiverStore
 from sim.virtual_loop import run_virtual
@@ -57,17 +57,6 @@ ACK_LAG_S = -0.000_05
 TX_TIMER_LAG_S = 0.000_1
 RX_TIMER_LAG_S = 0.000_2
 COMMIT_LAG_S = 0.000_3
-
-
-class _TimedBleTransmitter(BleTransmitter):
-    """A ``BleTransmitter`` whose core timer is kept armed on the loop after every input."""
-
-    timer: CoreTimer | None = None
-
-    def _feed(self, event: Any = None) -> None:
-        super()._feed(event)
-        if self.timer is not None:
-            self.timer.arm()
 
 
 def run_ble(
@@ -148,8 +137,15 @@ async def _session(
         recorder.made(before, core.store.latest())
 
     start_ms, receiver = books.resume(sample_core)
-    tx = _TimedBleTransmitter(tx_device, core, now_ms, passkey=PASSKEY, name="cgmsim")
-    tx.timer = CoreTimer(core.get_timer, tx.handle_timer, to_loop, TX_TIMER_LAG_S)
+    tx = BleTransmitter(
+        tx_device,
+        core,
+        now_ms,
+        passkey=PASSKEY,
+        name="cgmsim",
+        to_loop=to_loop,
+        timer_lag_s=TX_TIMER_LAG_S,
+    )
     await tx_device.power_on()
     await rx_device.power_on()
     await tx.start()
@@ -264,7 +260,8 @@ async def _session(
         runner.cancel()
     for task in background:
         task.cancel()
-    tx.timer.cancel()
+    if tx.timer is not None:
+        tx.timer.cancel()
     await tx.stop()
     rx_device.host.snooper = None  # _run closes the capture file after this
 

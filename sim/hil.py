@@ -47,7 +47,7 @@ from protocol.cgms import gatt
 from sim import durable
 from sim.bookkeeping import SAMPLE_MS, event_json, session_input
 from sim.links.ble import BleTransmitter
-from sim.links.ble_receiver import BleReceiver, CoreTimer
+from sim.links.ble_receiver import BleReceiver
 from sim.links.bleak_receiver import (
     BleakReceiver,
     ClientFactory,
@@ -122,15 +122,6 @@ def _device(name: str, address: str, transport: Any, keys: pathlib.Path | None) 
     return device
 
 
-class _TimedTransmitter(BleTransmitter):
-    timer: CoreTimer | None = None
-
-    def _feed(self, event: Any = None) -> None:
-        super()._feed(event)
-        if self.timer is not None:
-            self.timer.arm()
-
-
 async def run_transmitter(
     transport_spec: str,
     config: SimulationConfig,
@@ -155,8 +146,9 @@ async def run_transmitter(
         core = Transmitter(
             TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
         )
-        tx = _TimedTransmitter(device, core, clock.now_ms, passkey=passkey, name=name)
-        tx.timer = CoreTimer(core.get_timer, tx.handle_timer, clock.to_loop)
+        tx = BleTransmitter(
+            device, core, clock.now_ms, passkey=passkey, name=name, to_loop=clock.to_loop
+        )
         connections = 0
 
         def connected(connection: Any) -> None:
@@ -186,7 +178,8 @@ async def run_transmitter(
         await _until(_stopper(), clock, session.end_ms)
         for handle in handles:
             handle.cancel()
-        tx.timer.cancel()
+        if tx.timer is not None:
+            tx.timer.cancel()
         await tx.stop()
         if tx.connection is not None:
             with contextlib.suppress(Exception):

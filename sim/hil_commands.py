@@ -56,7 +56,7 @@ def _address(text: str, option: str) -> str:
 def _run(work: Coroutine[Any, Any, Any], where: str) -> Any:
     """Run ``work`` on a fresh loop; a transport that cannot be opened is bad input."""
     from sim.hil import TransportProblem
-    from sim.links.ble_receiver import PairingRefused
+    from sim.links.gatt_client import PairingRefused
 
     try:
         return asyncio.run(work)

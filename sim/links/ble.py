@@ -62,6 +62,7 @@ from firmware.events import (
 )
 from firmware.transmitter.server import Transmitter
 from protocol.cgms import gatt
+from sim.links.core_timer import CoreTimer
 
 logger = logging.getLogger(__name__)
 
@@ -213,8 +214,17 @@ class BleTransmitter:
         passkey: int,
         name: str = "cgmsim",
         info: DeviceInfo | None = None,
+        to_loop: Callable[[int], float] | None = None,
+        timer_lag_s: float = 0.0,
     ) -> None:
         self.device, self.core, self.now_ms, self.name = device, core, now_ms, name
+        # With ``to_loop`` (core milliseconds -> loop seconds) the core's timer runs by itself
+        # on the loop; without, the caller calls ``handle_timer()`` when it is due.
+        self.timer = (
+            None
+            if to_loop is None
+            else CoreTimer(core.get_timer, self.handle_timer, to_loop, timer_lag_s)
+        )
         self.connection: Connection | None = None
         self.characteristics: dict[int, Characteristic[bytes]] = {}
         self._outgoing: deque[Notify | Indicate] = deque()
@@ -311,6 +321,8 @@ class BleTransmitter:
             elif self.connection is not None:
                 self._outgoing.append(output)
                 self._wakeup.set()
+        if self.timer is not None:
+            self.timer.arm()
 
     def sample(self, sample: SensorSample) -> None:
         """A sensor sample at ``now_ms()``."""
@@ -335,6 +347,7 @@ class BleTransmitter:
         )
 
     async def stop(self) -> None:
+        """Stop advertising (the core and its timer go on: the sensor keeps sampling)."""
         self._serving = False
         if self._sender is not None:
             self._sender.cancel()

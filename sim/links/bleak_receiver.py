@@ -2,10 +2,11 @@
 with a Bluetooth adapter (BlueZ, CoreBluetooth, WinRT), and in CI to our transmitter through
 the bleak backend over bumble (``sim.links.bleak_bumble``).
 
-An adapter, the bleak counterpart of ``sim.links.ble_receiver.BleReceiver``: the collector's
-``ReadRequest`` / ``WriteRequest`` / ``SubscribeRequest`` become ``read_gatt_char`` /
-``write_gatt_char`` (with response) / ``start_notify`` or ``stop_notify``, one at a time, and
-what arrives goes back into the core. bleak does not tell a notification from an indication:
+An adapter on ``sim.links.gatt_client.CollectorLink`` (the connection cycle, one request at a
+time, the core's timer), the bleak counterpart of ``sim.links.ble_receiver.BleReceiver``: the
+collector's ``ReadRequest`` / ``WriteRequest`` / ``SubscribeRequest`` become ``read_gatt_char`` /
+``write_gatt_char`` (with response) / ``start_notify`` or ``stop_notify``, and what arrives goes
+back into the core. bleak does not tell a notification from an indication:
 the characteristic's declared properties do (CGMS: Measurement notifies, RACP and SOCP
 indicate). It decides nothing about CGMS.
 
@@ -18,10 +19,6 @@ pairing agent asks for the passkey) and goes on. A pairing refused for a wrong p
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -29,19 +26,11 @@ from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakError, BleakGATTProtocolError
 
-from firmware.receiver.collector import (
-    DisconnectRequest,
-    ReadRequest,
-    SubscribeRequest,
-    WriteRequest,
-)
+from firmware.receiver.collector import ReadRequest, SubscribeRequest, WriteRequest
 from firmware.receiver.receiver import Receiver
 from protocol.cgms import gatt
-from sim.links.ble_receiver import RECONNECT_MS, CoreTimer, PairingRefused
+from sim.links.gatt_client import RECONNECT_MS, CollectorLink, PairingRefused, Request
 
-logger = logging.getLogger(__name__)
-
-Request = ReadRequest | WriteRequest | SubscribeRequest
 ClientFactory = Callable[[Callable[[BleakClient], None]], BleakClient]
 _NEEDS_PAIRING = {0x05, 0x08, 0x0C, 0x0F}  # insufficient authentication/authorization/key/enc.
 _INDICATE_ONLY = {
@@ -80,10 +69,11 @@ def bleak_uuid(uuid16: int) -> str:
     return f"0000{uuid16:04x}-0000-1000-8000-00805f9b34fb"
 
 
-class BleakReceiver:
+class BleakReceiver(CollectorLink):
     """Drives ``receiver`` through bleak clients made by ``make_client(disconnected_callback)``
-    (which fixes the target and the backend). ``await run()`` keeps it connected until
-    ``stop()``; the same attributes and hooks as ``BleReceiver``."""
+    (which fixes the target and the backend)."""
+
+    link_errors = (BleakError, TimeoutError)
 
     def __init__(
         self,
@@ -97,67 +87,21 @@ class BleakReceiver:
         reconnect_delay_ms: int = RECONNECT_MS,
         timer_lag_s: float = 0.0,
     ) -> None:
-        self.receiver, self.make_client = receiver, make_client
-        self.now_ms, self.to_loop = now_ms, to_loop
-        self.on_event = on_event or (lambda event: None)
-        self.on_established = on_established
-        self.reconnect_delay_ms = reconnect_delay_ms
-        self.timer = CoreTimer(receiver.get_timer, self._on_timer, to_loop, timer_lag_s)
-        self.client: BleakClient | None = None
+        super().__init__(
+            receiver,
+            now_ms,
+            to_loop,
+            on_event=on_event,
+            on_established=on_established,
+            reconnect_delay_ms=reconnect_delay_ms,
+            timer_lag_s=timer_lag_s,
+        )
+        self.make_client = make_client
         self.characteristics: dict[int, BleakGATTCharacteristic] = {}
-        self.connections = 0
-        self.pairings = 0
-        self.hold_until_ms: int | None = None
-        self._established = False
-        self._requests: deque[Request] = deque()
-        self._held: deque[tuple[bool, int, bytes]] = deque()
-        self._in_flight = False
-        self._wakeup = asyncio.Event()
-        self._gone = asyncio.Event()
-        self._running = False
-        self._wanted_reason: str | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
 
-    # --- the connection cycle ---
-
-    async def run(self) -> None:
-        """Connect (not before ``hold_until_ms``), and again after each link loss."""
-        self._running = True
-        delay = 0
-        while self._running:
-            if self.hold_until_ms is not None:
-                delay = max(delay, self.hold_until_ms - self.now_ms())
-            await asyncio.sleep(max(delay, 0) / 1000)
-            if not self._running:
-                break
-            delay = self.reconnect_delay_ms
-            try:
-                await self._establish()
-            except PairingRefused:
-                self.stop()
-                await self._drop()
-                raise
-            except (BleakError, TimeoutError, OSError) as error:
-                logger.warning("connection failed: %s", error)
-                await self._drop()
-                continue
-            await self._gone.wait()
-
-    def stop(self) -> None:
-        self._running = False
-        self.timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-
-    async def close(self, reason: str) -> None:
-        """Stop, and end the link with ``reason`` (the core hears it as its disconnection)."""
-        self.stop()
-        await self._disconnect(reason)
-
-    async def _establish(self) -> None:
-        self._gone.clear()
-        client = self.make_client(self._on_disconnection)
-        self.client = client
+    async def _connect(self) -> BleakClient:
+        client = self.make_client(lambda gone: self._lost(gone, "link lost"))
+        self._link = client
         await client.connect()
         await self._secure(client)
         characteristics = {}
@@ -165,15 +109,8 @@ class BleakReceiver:
             found = client.services.get_characteristic(bleak_uuid(char.uuid))
             if found is not None:
                 characteristics[char.uuid] = found
-        if self.client is not client or not client.is_connected:
-            raise BleakError("link lost while setting up")
-        self.characteristics, self._established = characteristics, True
-        self.connections += 1
-        if self.on_established is not None:
-            self.on_established()
-        self._spawn(self._worker(client))
-        self.receiver.connected(self.now_ms())
-        self.drain()
+        self.characteristics = characteristics
+        return client
 
     async def _secure(self, client: BleakClient) -> None:
         """Pair if the sensor refuses to talk to an unencrypted (or unbonded) link."""
@@ -193,96 +130,12 @@ class BleakReceiver:
             raise
         self.pairings += 1
 
-    async def _drop(self) -> None:
-        client, self.client = self.client, None
-        self._established = False
-        if client is not None and client.is_connected:
-            with contextlib.suppress(BleakError, TimeoutError):
-                await client.disconnect()
-
-    def _on_disconnection(self, client: BleakClient) -> None:
-        if client is not self.client:
-            return
-        self.client, self.characteristics = None, {}
-        established, self._established = self._established, False
-        self._requests.clear()
-        self._held.clear()
-        self._in_flight = False
-        for task in list(self._tasks):
-            task.cancel()
-        wanted, self._wanted_reason = self._wanted_reason, None
-        if established:
-            self.receiver.disconnected(self.now_ms(), wanted or "link lost")
-            self.drain()
-        self._gone.set()
-
-    async def _disconnect(self, reason: str) -> None:
-        client = self.client
-        if client is None:
-            return
-        self._wanted_reason = reason
-        with contextlib.suppress(BleakError, TimeoutError):
+    async def _end_link(self, client: BleakClient) -> None:
+        if client.is_connected:
             await client.disconnect()
-        # Some backends do not call back for a disconnection asked for: do what it would.
-        if self.client is client:
-            self._on_disconnection(client)
 
-    # --- the core ---
-
-    def drain(self) -> None:
-        """Take what the core has to say: requests for the link, app events for the caller."""
-        while (event := self.receiver.next_event()) is not None:
-            match event:
-                case ReadRequest() | WriteRequest() | SubscribeRequest():
-                    if self._established:
-                        self._requests.append(event)
-                        self._wakeup.set()
-                case DisconnectRequest(reason=reason):
-                    self._spawn(self._disconnect(reason))
-                case _:
-                    self.on_event(event)
-        if self._running:
-            self.timer.arm()
-
-    def _on_timer(self) -> None:
-        self.receiver.handle_timer(self.now_ms())
-        self.drain()
-
-    def _value(self, uuid: int, value: bytes) -> None:
-        indication = uuid in _INDICATE_ONLY
-        if self._in_flight:  # after the answer to the request in flight
-            self._held.append((indication, uuid, value))
-            return
-        self._deliver(indication, uuid, value)
-
-    def _deliver(self, indication: bool, uuid: int, value: bytes) -> None:
-        if indication:
-            self.receiver.indication(uuid, value, self.now_ms())
-        else:
-            self.receiver.notification(uuid, value, self.now_ms())
-        self.drain()
-
-    async def _worker(self, client: BleakClient) -> None:
-        while self.client is client:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._requests and self.client is client:
-                request = self._requests.popleft()
-                self._in_flight = True
-                try:
-                    value, error = await self._execute(client, request)
-                except (BleakError, TimeoutError) as problem:
-                    logger.warning("%s failed: %s", request, problem)
-                    self._in_flight = False
-                    await self._disconnect(f"{type(request).__name__}: {problem}")
-                    return
-                self._in_flight = False
-                if self.client is not client:
-                    return
-                self.receiver.response(request.uuid, value, error, self.now_ms())
-                self.drain()
-                while self._held and not self._in_flight:
-                    self._deliver(*self._held.popleft())
+    def _notified(self, uuid: int, value: bytes) -> None:
+        self._value(uuid in _INDICATE_ONLY, uuid, value)
 
     async def _execute(
         self, client: BleakClient, request: Request
@@ -299,15 +152,10 @@ class BleakReceiver:
                 case SubscribeRequest(uuid=uuid, notify=notify, indicate=indicate):
                     if notify or indicate:
                         await client.start_notify(
-                            char, lambda _, data, u=uuid: self._value(u, bytes(data))
+                            char, lambda _, data, u=uuid: self._notified(u, bytes(data))
                         )
                     else:
                         await client.stop_notify(char)
         except BleakGATTProtocolError as error:
             return None, int(error.args[0])
         return None, None
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
