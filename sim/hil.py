@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from bumble.core import UUID
+from bumble.core import UUID, BaseBumbleError
 from bumble.device import Device
 from bumble.hci import Address
 from bumble.keys import JsonKeyStore
@@ -182,7 +182,7 @@ async def run_transmitter(
             tx.timer.cancel()
         await tx.stop()
         if tx.connection is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseBumbleError, TimeoutError):  # already gone
                 await tx.connection.disconnect()
         ended_ms = min(clock.now_ms(), session.end_ms)
     return {
@@ -227,13 +227,13 @@ async def _bleak_target(
     bleak backend over bumble when there is a bumble ``device``, else on the host's Bluetooth
     stack; and how to make clients towards it."""
     from bleak import BleakClient, BleakScanner
+    from bleak.exc import BleakError
 
     from sim.links.bleak_bumble import BumbleScanner
 
     backend: dict[str, Any] = (
         {} if device is None else {"backend": BumbleScanner, "bumble_device": device}
     )
-    from bleak.exc import BleakError
 
     service = bleak_uuid(gatt.CGM_SERVICE)
     try:
