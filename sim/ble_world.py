@@ -39,11 +39,12 @@ from firmware.receiver.alerts import AlertRaised, AlertRepeated
 from firmware.receiver.receiver import Receiver
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim import durable
-from sim.bookkeeping import RECONNECT_MS, SAMPLE_MS, Bookkeeper
+from sim.bookkeeping import RECONNECT_MS, SAMPLE_MS, Bookkeeper, recording_header
 from sim.durable import DurableReceiver
 from sim.links.ble import BleTransmitter, LossyLink, in_process_device
 from sim.links.ble_receiver import BleReceiver
 from sim.links.bleak_receiver import BleakReceiver, bleak_client_factory
+from sim.recording import RecordingWriter
 from sim.store import ReceiverStore
 from sim.virtual_loop import run_virtual
 from sim.world import SimulationConfig, SimulationResult
@@ -66,6 +67,7 @@ def run_ble(
     *,
     stats: dict[str, int] | None = None,
     receiver_api: str = "bumble",
+    record: pathlib.Path | None = None,
 ) -> SimulationResult:
     """Simulate the session over bumble. ``capture``, when given, is where the receiver's HCI
     traffic is written as a btsnoop log (``bumble.snoop.BtSnooper``): pairing, encryption, the
@@ -74,15 +76,30 @@ def run_ble(
     ``sim.world.run`` (a run on a store holding this session resumes it). ``stats``, when given,
     gets the connections made, pairings done and values sent over the air. ``receiver_api``:
     the receiver drives bumble directly (``"bumble"``, ``BleReceiver``) or goes through the
-    bleak API (``"bleak"``, ``BleakReceiver`` on the bleak backend over bumble)."""
+    bleak API (``"bleak"``, ``BleakReceiver`` on the bleak backend over bumble). ``record``:
+    where both cores' inputs and outputs are written for ``cgmsim replay`` (``sim.recording``)."""
     if receiver_api not in ("bumble", "bleak"):
         raise ValueError(f"receiver_api is bumble or bleak, not {receiver_api!r}")
+    if record is not None:
+        with RecordingWriter.create(record, recording_header(config, "ble")) as writer:
+            return _stored(config, capture, store_path, stats, writer, receiver_api)
+    return _stored(config, capture, store_path, stats, None, receiver_api)
+
+
+def _stored(
+    config: SimulationConfig,
+    capture: pathlib.Path | None,
+    store_path: pathlib.Path | None,
+    stats: dict[str, int] | None,
+    writer: RecordingWriter | None,
+    receiver_api: str,
+) -> SimulationResult:
     if store_path is None:
-        return _run(config, None, capture, stats, receiver_api)
+        return _run(config, None, capture, stats, writer, receiver_api)
     with ReceiverStore.open(store_path) as store:
         session = durable.session_id(config.profile.name, config.seed)
         keeper = durable.DurableReceiver(store, session, durable.fingerprint(config))
-        return _run(config, keeper, capture, stats, receiver_api)
+        return _run(config, keeper, capture, stats, writer, receiver_api)
 
 
 def _run(
@@ -90,9 +107,10 @@ def _run(
     keeper: DurableReceiver | None,
     capture: pathlib.Path | None,
     stats: dict[str, int] | None,
+    writer: RecordingWriter | None,
     receiver_api: str,
 ) -> SimulationResult:
-    books = Bookkeeper(config, keeper)
+    books = Bookkeeper(config, keeper, writer)
     if capture is None:
         return run_virtual(_session(books, stats, None, receiver_api))
     with pathlib.Path(capture).open("wb") as output:
@@ -122,8 +140,10 @@ async def _session(
         from bumble.snoop import BtSnooper
 
         rx_device.host.snooper = BtSnooper(capture)
-    core = Transmitter(
-        TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
+    core = books.transmitter(
+        Transmitter(
+            TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
+        )
     )
 
     def sample_core(t_ms: int) -> None:

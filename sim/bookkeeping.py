@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -25,8 +25,11 @@ from firmware.receiver.receiver import (
     ReceiverConfig,
 )
 from firmware.transmitter.algorithm import FactoryCalibration
+from firmware.transmitter.server import Transmitter
 from protocol.cgms.measurement import MeasurementRecord
 from sim import durable
+from sim.recording import RecordingReceiver, RecordingTransmitter, RecordingWriter
+from sim.recording import header as make_header
 from sim.signal import models
 from sim.signal.sensor import SensorArray, SensorChunk
 
@@ -130,10 +133,17 @@ class Bookkeeper:
     """One run's shared state. The driver calls ``on_event`` for every receiver event,
     ``commit`` when it has moved, ``press`` for each acknowledgement ``due``, ``restarted``
     at a receiver restart and ``finish`` at the end; ``lost`` reads the link's count of
-    notifications lost (set it once the link exists)."""
+    notifications lost (set it once the link exists). With a ``recording`` writer, the
+    receivers it makes (``resume``, ``restarted``) and the transmitter the driver passes
+    through ``transmitter`` record their inputs and outputs (``sim.recording``)."""
 
-    def __init__(self, config: SimulationConfig, keeper: DurableReceiver | None = None) -> None:
-        self.config, self.keeper = config, keeper
+    def __init__(
+        self,
+        config: SimulationConfig,
+        keeper: DurableReceiver | None = None,
+        recording: RecordingWriter | None = None,
+    ) -> None:
+        self.config, self.keeper, self.recording = config, keeper, recording
         self.session = session_input(config)
         end_ms = self.session.end_ms
         self.recorder = Recorder(self.session)
@@ -152,6 +162,17 @@ class Bookkeeper:
         self.pending_acks: dict[AlertName, int] = {}
         self.lost_before = 0  # notifications lost by the processes this one resumes
         self.lost: Callable[[], int] = lambda: 0
+
+    def transmitter(self, core: Transmitter) -> Transmitter:
+        """The transmitter core the driver uses: ``core``, recorded when recording."""
+        if self.recording is None:
+            return core
+        return cast(Transmitter, RecordingTransmitter(core, self.recording))
+
+    def _receiver(self, core: Receiver, restored_from: dict[str, Any] | None) -> Receiver:
+        if self.recording is None:
+            return core
+        return cast(Receiver, RecordingReceiver(core, self.recording, restored_from=restored_from))
 
     @property
     def resumed(self) -> dict[str, Any] | None:
@@ -213,7 +234,7 @@ class Bookkeeper:
             assert state is not None
         else:
             state = json.loads(json.dumps(receiver.snapshot()))
-        return Receiver.restore(self.receiver_config, state, now_ms)
+        return self._receiver(Receiver.restore(self.receiver_config, state, now_ms), state)
 
     def resume(self, take_sample: Callable[[int], None]) -> tuple[int, Receiver]:
         """Where this run starts: (0, a new receiver), or, resuming a killed process, the time
@@ -221,7 +242,7 @@ class Bookkeeper:
         receiver was down: ``take_sample(t_ms)`` is called for each sample up to then."""
         resumed = self.resumed
         if self.keeper is None or resumed is None:
-            return 0, Receiver(self.receiver_config, 0)
+            return 0, self._receiver(Receiver(self.receiver_config, 0), None)
         keeper, recorder = self.keeper, self.recorder
         now = min(int(resumed["now_ms"]), self.session.end_ms)
         for t in range(SAMPLE_MS, now + 1, SAMPLE_MS):
@@ -241,17 +262,19 @@ class Bookkeeper:
                 row.displayed, row.delivery = record["text"], r.delivery
                 row.trend_mgdl_min, row.arrow = r.trend_mgdl_min, record["arrow"]
         state = keeper.receiver_state()
-        receiver = (
-            Receiver.restore(self.receiver_config, state, now)
-            if state is not None
-            else Receiver(self.receiver_config, now)
-        )
-        return now, receiver
+        if state is None:
+            return now, self._receiver(Receiver(self.receiver_config, now), None)
+        return now, self._receiver(Receiver.restore(self.receiver_config, state, now), state)
 
     def finish(self, receiver: Receiver) -> None:
         if self.keeper is not None:
             self.keeper.finish(receiver, self.session.end_ms, self.counters)
         self.recorder.finish()
+
+
+def recording_header(config: SimulationConfig, link: str) -> dict[str, Any]:
+    """The first line of a simulated run's recording: what made the run."""
+    return make_header(link, config.profile.name, config.seed, durable.fingerprint(config))
 
 
 def event_json(event: object) -> dict[str, Any] | None:

@@ -28,9 +28,11 @@ from sim.bookkeeping import (
     AlertAcknowledged,
     Bookkeeper,
     SampleRow,
+    recording_header,
 )
 from sim.durable import DurableReceiver
 from sim.links.memory import MemoryLink
+from sim.recording import RecordingWriter
 from sim.signal.scenarios import DAILY_LIFE, GlucoseSource
 from sim.store import ReceiverStore
 
@@ -106,24 +108,45 @@ class SimulationResult:
     end_min: float
 
 
-def run(config: SimulationConfig, store_path: pathlib.Path | None = None) -> SimulationResult:
+def run(
+    config: SimulationConfig,
+    store_path: pathlib.Path | None = None,
+    *,
+    record: pathlib.Path | None = None,
+) -> SimulationResult:
     """Simulate the session. With ``store_path`` the receiver is durable (``sim.durable``):
     every pump that gave receiver events is committed to the SQLite store there, receiver
     restarts reload from it, and a run started on a store that already holds this session (a
-    previous process was killed) resumes where the last commit left it."""
+    previous process was killed) resumes where the last commit left it. With ``record``, every
+    input of both cores and what they emitted is written there (``sim.recording``; gzip when
+    the name ends in ``.gz``) for ``cgmsim replay``."""
+    if record is not None:
+        with RecordingWriter.create(record, recording_header(config, "memory")) as writer:
+            return _stored(config, store_path, writer)
+    return _stored(config, store_path, None)
+
+
+def _stored(
+    config: SimulationConfig, store_path: pathlib.Path | None, writer: RecordingWriter | None
+) -> SimulationResult:
     if store_path is None:
-        return _run(config, None)
+        return _run(config, None, writer)
     with ReceiverStore.open(store_path) as store:
         session = durable.session_id(config.profile.name, config.seed)
-        return _run(config, durable.DurableReceiver(store, session, durable.fingerprint(config)))
+        keeper = durable.DurableReceiver(store, session, durable.fingerprint(config))
+        return _run(config, keeper, writer)
 
 
-def _run(config: SimulationConfig, keeper: DurableReceiver | None) -> SimulationResult:
-    books = Bookkeeper(config, keeper)
+def _run(
+    config: SimulationConfig, keeper: DurableReceiver | None, writer: RecordingWriter | None
+) -> SimulationResult:
+    books = Bookkeeper(config, keeper, writer)
     session = books.session
     end_ms, chunk = session.end_ms, session.chunk
-    tx = Transmitter(
-        TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
+    tx = books.transmitter(
+        Transmitter(
+            TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
+        )
     )
     recorder = books.recorder
 

@@ -1,0 +1,216 @@
+"""Replay: another driver of the cores, fed from a recording instead of a link.
+
+Each core is rebuilt from its ``start`` line, then every recorded input is given to it at its
+recorded time, in the recorded order; what the core emits for each input is compared with what
+the recording says it emitted. The first difference is the divergence. No clock, no link, no
+sensor model: a whole session replays in the time the cores take to run it.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from firmware.profiles import MINUTE_MS
+from firmware.receiver.alerts import AlertName
+from firmware.receiver.receiver import Receiver, ReceiverConfig
+from firmware.transmitter.algorithm import FactoryCalibration
+from firmware.transmitter.server import Transmitter, TransmitterConfig
+from sim.recording import fileformat
+from sim.recording.codec import CodecError, event_json, from_json, gatt_input, sensor_sample
+from sim.recording.fileformat import RecordingError
+
+CORE_NAMES = {"rx": "receiver", "tx": "transmitter"}
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """The first input after which a core's outputs differ from the recording's."""
+
+    line: int
+    t_ms: int
+    core: str  # rx or tx
+    what: str  # the input, e.g. "notification 0x2AA7 0e4301..."
+    index: int  # which of that input's outputs (0-based)
+    expected: dict[str, Any] | None  # None: the core emitted more than was recorded
+    actual: dict[str, Any] | None  # None: the core emitted less
+
+    def message(self) -> str:
+        where = (
+            f"line {self.line}: at {self.t_ms} ms ({self.t_ms / MINUTE_MS:.2f} min) the "
+            f"{CORE_NAMES[self.core]}'s {self.what}"
+        )
+        if self.actual is None:
+            return f"{where}: expected {_show(self.expected)} but the core emitted nothing more"
+        if self.expected is None:
+            return f"{where}: emitted {_show(self.actual)}, which the recording does not have"
+        differ = sorted(
+            k
+            for k in set(self.expected) | set(self.actual)
+            if self.expected.get(k) != self.actual.get(k)
+        )
+        return (
+            f"{where}: output {self.index + 1} differs in {', '.join(differ)}: "
+            f"expected {_show(self.expected)}, actual {_show(self.actual)}"
+        )
+
+
+def _show(event: dict[str, Any] | None) -> str:
+    return json.dumps(event, separators=(",", ":"))
+
+
+@dataclass
+class ReplayResult:
+    header: dict[str, Any]
+    inputs: dict[str, int] = field(default_factory=lambda: {"rx": 0, "tx": 0})
+    outputs: int = 0
+    end_ms: int = 0
+    divergence: Divergence | None = None
+
+    def summary(self) -> str:
+        head = self.header
+        drove = " and ".join(f"{CORE_NAMES[c]} ({n:,} inputs)" for c, n in self.inputs.items() if n)
+        verdict = (
+            f"DIVERGES: {self.divergence.message()}"
+            if self.divergence is not None
+            else f"identical: {self.outputs:,} outputs"
+        )
+        return (
+            f"replayed {head.get('profile')} seed {head.get('seed')} ({head.get('link')} link, "
+            f"cgmsim {head.get('cgmsim')}) to {self.end_ms / MINUTE_MS:,.0f} min: "
+            f"{drove or 'nothing'}; {verdict}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        divergence = self.divergence
+        return {
+            "identical": divergence is None,
+            "profile": self.header.get("profile"),
+            "seed": self.header.get("seed"),
+            "link": self.header.get("link"),
+            "recorded_with": self.header.get("cgmsim"),
+            "format_version": self.header.get("version"),
+            "inputs": dict(self.inputs),
+            "outputs": self.outputs,
+            "end_min": self.end_ms / MINUTE_MS,
+            "divergence": None
+            if divergence is None
+            else {
+                "line": divergence.line,
+                "t_ms": divergence.t_ms,
+                "core": CORE_NAMES[divergence.core],
+                "input": divergence.what,
+                "expected": divergence.expected,
+                "actual": divergence.actual,
+                "message": divergence.message(),
+            },
+        }
+
+
+def _hex(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise CodecError(f"expected hex, got {value!r}")
+    return bytes.fromhex(value)
+
+
+def _uuid(record: dict[str, Any]) -> int:
+    uuid = record.get("uuid")
+    if type(uuid) is not int:
+        raise CodecError(f"expected an integer uuid, got {uuid!r}")
+    return uuid
+
+
+def _feed(core: Any, record: dict[str, Any]) -> str:
+    """Give ``core`` the input ``record`` holds; what it was, for messages."""
+    name, now = record["in"], record["t"]
+    match record["core"], name:
+        case _, "handle_timer":
+            core.handle_timer(now)
+            return "timer"
+        case "rx", "connected":
+            core.connected(now)
+            return "connection"
+        case "rx", "disconnected":
+            reason = from_json(str, record.get("reason", ""))
+            core.disconnected(now, reason)
+            return f"disconnection ({reason})"
+        case "rx", "notification" | "indication":
+            uuid, value = _uuid(record), _hex(record.get("value"))
+            getattr(core, name)(uuid, value, now)
+            return f"{name} 0x{uuid:04X} {value.hex()}"
+        case "rx", "response":
+            uuid = _uuid(record)
+            value = from_json(bytes | None, record.get("value"))
+            error = from_json(int | None, record.get("error"))
+            core.response(uuid, value, error, now)
+            shown = f"error 0x{error:02X}" if error is not None else (value or b"").hex()
+            return f"response 0x{uuid:04X} {shown}"
+        case "rx", "acknowledge":
+            alert = from_json(AlertName, record.get("alert"))
+            core.acknowledge(alert, now)
+            return f"acknowledgement of {alert.value}"
+        case "tx", "receive":
+            event = gatt_input(record.get("event"))
+            core.receive(event, now)
+            return f"GATT input {_show(record['event'])}"
+        case "tx", "sample":
+            sample = sensor_sample(record.get("raw_counts"), record.get("state"))
+            core.sample(sample, now)
+            return f"sensor sample ({sample.raw_counts} counts, {sample.state.name})"
+    raise CodecError(f"unknown {CORE_NAMES[record['core']]} input {name!r}")
+
+
+def _start(record: dict[str, Any]) -> Any:
+    now = record["t"]
+    if record["core"] == "rx":
+        config = from_json(ReceiverConfig, record.get("config"))
+        state = record.get("state")
+        if not isinstance(state, dict):
+            raise CodecError("a receiver's start line needs its state")
+        return Receiver.restore(config, state, now)
+    config = from_json(TransmitterConfig, record.get("config"))
+    factory = from_json(FactoryCalibration, record.get("factory"))
+    return Transmitter(config, factory, now, start_session=from_json(bool, record.get("session")))
+
+
+def replay(path: pathlib.Path | str) -> ReplayResult:
+    """Re-drive the recorded cores and compare; ``RecordingError`` when the file is
+    truncated, corrupted or of a newer format (naming the line)."""
+    head, records = fileformat.read(path)
+    result = ReplayResult(head)
+    cores: dict[str, Any] = {}
+    for number, record in records:
+        core_name = record["core"]
+        try:
+            if record["in"] == "start":
+                cores[core_name] = core = _start(record)
+                what = "start"
+            else:
+                core = cores.get(core_name)
+                if core is None:
+                    raise CodecError(f"an input to the {CORE_NAMES[core_name]} before its start")
+                what = _feed(core, record)
+                result.inputs[core_name] += 1
+        except (CodecError, KeyError, TypeError, ValueError) as error:
+            raise RecordingError(number, f"bad {record['in']!r} line: {error}") from None
+        result.end_ms = max(result.end_ms, record["t"])
+        expected = record["out"]
+        index = 0
+        while (event := core.next_event()) is not None:
+            actual = event_json(event)
+            wanted = expected[index] if index < len(expected) else None
+            if actual != wanted:
+                result.divergence = Divergence(
+                    number, record["t"], core_name, what, index, wanted, actual
+                )
+                return result
+            index += 1
+        if index < len(expected):
+            result.divergence = Divergence(
+                number, record["t"], core_name, what, index, expected[index], None
+            )
+            return result
+        result.outputs += index
+    return result
