@@ -4,6 +4,7 @@ naming the line)."""
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
 import pathlib
@@ -11,8 +12,16 @@ import pathlib
 import pytest
 from click.testing import CliRunner
 
+from firmware.events import SensorSample
+from firmware.profiles import PROFILES
+from firmware.receiver.collector import CollectorConfig
+from firmware.receiver.receiver import Receiver, ReceiverConfig
+from firmware.transmitter.algorithm import FactoryCalibration
+from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim import world
 from sim.ble_world import run_ble
+from sim.links.memory import MemoryLink
+from sim.recording import RecordingReceiver, RecordingWriter, header
 from sim.recording.command import command as replay_command
 from sim.recording.fileformat import FORMAT_VERSION
 from sim.recording.replay import replay
@@ -213,3 +222,30 @@ def test_a_gzipped_recording_replays_and_a_truncated_one_exits_2(tmp_path) -> No
     cut.write_bytes(data[: len(data) * 2 // 3])
     done = invoke(cut, "--check")
     assert done.exit_code == 2 and "truncated" in done.output
+
+
+def test_a_receiver_alone_recorded_as_on_hardware_replays(tmp_path) -> None:
+    """The way sim/hil.py records: only the local core is wrapped (here a receiver, whose
+    peer is a plain transmitter core), and a restart restores it from a stored state."""
+    profile = PROFILES["g7"]
+    config = ReceiverConfig(profile, CollectorConfig(datetime.datetime(2026, 1, 5, 8)))
+    calibration = FactoryCalibration(1000.0, 0.0)
+    tx = Transmitter(TransmitterConfig(profile), calibration, 0)
+    path = tmp_path / "hw.jsonl"
+    with RecordingWriter.create(path, header("hil", "g7", None, {"transport": "x"})) as writer:
+        link = MemoryLink(tx, RecordingReceiver(Receiver(config, 0), writer))
+        link.connect(0)
+        for k in range(1, 25):  # two hours: warm-up ends on the way
+            tx.sample(SensorSample(120_000 + 1000 * k), k * 300_000)
+            link.pump(k * 300_000)
+            if k == 12:  # the receiver process restarts from its snapshot
+                link.disconnect(k * 300_000, "restart")
+                state = json.loads(json.dumps(link.rx.snapshot()))
+                restored = Receiver.restore(config, state, k * 300_000 + 2_000)
+                link.replace_receiver(RecordingReceiver(restored, writer, restored_from=state))
+                link.connect(k * 300_000 + 2_000)
+    result = replay(path)
+    assert result.divergence is None
+    assert result.inputs["tx"] == 0 and result.inputs["rx"] > 20
+    shown = [o for r in lines(path)[1:-1] for o in r["out"] if o["type"] == "ReadingShown"]
+    assert [o["glucose_mgdl"] for o in shown[-2:]] == [143.0, 144.0]
