@@ -25,7 +25,6 @@ import io
 import json
 import pathlib
 from collections.abc import Iterator
-from importlib import metadata
 from types import TracebackType
 from typing import IO, Any
 
@@ -43,6 +42,8 @@ class RecordingError(Exception):
 
 
 def project_version() -> str:
+    from importlib import metadata  # here: it costs an import for every run that never records
+
     try:
         return metadata.version("cgmsim")
     except metadata.PackageNotFoundError:
