@@ -5,7 +5,7 @@ existing one.
 - ``workers=K`` (default: every core this process may use): a ``distributed.LocalCluster`` of K
   single-threaded worker processes (``threads=True``: K threads in this process instead, which
   starts in a fraction of a second; the GIL then serialises the work, so it is for tests and
-  small runs), no dashboard, started and closed around the study.
+  small runs), its HTTP server on a free port, started and closed around the study.
 - ``scheduler="tcp://host:8786"``: the workers of an existing cluster (each needs cgmsim
   installed, the same version as here).
 
@@ -85,7 +85,7 @@ class Runner:
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=not self.threads,
-                dashboard_address=None,
+                dashboard_address=":0",  # its HTTP server on a free port, never a fixed one
                 silence_logs=50,  # logging.CRITICAL: the study's output only
             ) as cluster,
             Client(cluster) as client,

@@ -48,6 +48,18 @@ def test_one_and_two_dask_workers_give_the_numbers_of_the_in_process_loop(tmp_pa
     assert in_process["accuracy"]["pairs"] > 0
 
 
+def test_an_existing_cluster_runs_the_study_through_its_scheduler(tmp_path, in_process):
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
+        address = cluster.scheduler_address
+        remote = study(tmp_path, "--scheduler", address, "--no-plot")
+    assert remote["runner"] == f"dask scheduler {address}"
+    assert without_runner(remote) == without_runner(in_process)
+
+
 def test_another_seed_gives_other_numbers(tmp_path, in_process):
     args = ("--patients", "1", *STUDY[2:], "--seed", "6", "--workers", "0", "--no-plot")
     result = invoke(*args, "--out", str(tmp_path), "--json")
