@@ -16,8 +16,9 @@ from sim.population.cluster import Runner, default_workers
 from sim.population.sessions import COHORTS
 from sim.population.study import JSON_NAME, PNG_NAME, run_study, write_outputs
 
-# 200 sessions of the whole 10.5-day session take about 10 min on this project's 2-core machine
-# (bench/population.py measures the rate); 10 days is the labelled sensor life.
+# 10 days, the labelled sensor life (grace left out). A 10-day session costs about 6.5 CPU-s
+# (measured: 200 sessions, 2 workers, 28 min wall on a 2-core machine shared with other jobs,
+# about 11 min with both cores free); bench/population.py measures the rate.
 DEFAULT_DAYS = 10.0
 
 
