@@ -1,6 +1,15 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
-from bench import frames, fuzz, physiology, sensor_chain, session, transmitter
+from bench import (
+    frames,
+    fuzz,
+    physiology,
+    population,
+    replay,
+    sensor_chain,
+    session,
+    transmitter,
+)
 
 if __name__ == "__main__":
     frames.main()
@@ -14,3 +23,7 @@ if __name__ == "__main__":
     physiology.main()
     print()
     fuzz.main()
+    print()
+    replay.main()
+    print()
+    population.main()

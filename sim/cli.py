@@ -18,6 +18,8 @@ from protocol.cgms.codecs import codec_for
 from protocol.errors import ProtocolError
 from sim.fuzz.command import command as fuzz_command
 from sim.hil_commands import receiver_command, transmitter_command
+from sim.population.command import command as population_command
+from sim.recording.command import command as replay_command
 from sim.rundir.commands import export_command, report_command
 
 EXIT_USAGE = 2
@@ -267,6 +269,14 @@ def accuracy_command(
     help="With --link ble: write the receiver's HCI traffic (pairing, GATT discovery, every "
     "notification) to FILE as a btsnoop log, e.g. for Wireshark/tshark.",
 )
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    metavar="FILE",
+    help="Write every input of both firmware cores and what they answered to FILE (JSON lines, "
+    "gzip if FILE ends .gz), for cgmsim replay.",
+)
 def simulate(
     profile: str,
     days: float | None,
@@ -283,6 +293,7 @@ def simulate(
     acknowledge_after: float | None,
     fresh: bool,
     capture: pathlib.Path | None,
+    record: pathlib.Path | None,
 ) -> None:
     """Run one whole sensor session: sensor model -> transmitter -> link -> receiver, and write
     summary.json, readings.csv, events.jsonl and session.png into --out.
@@ -330,9 +341,9 @@ def simulate(
         if link == "ble":
             from sim.ble_world import run_ble
 
-            result = run_ble(config, capture, store_path)
+            result = run_ble(config, capture, store_path, record=record)
         else:
-            result = world.run(config, store_path)
+            result = world.run(config, store_path, record=record)
     except (StoreError, ResumeMismatch, ValueError) as error:
         raise click.ClickException(str(error)) from None
     except OSError as error:  # the --capture file
@@ -362,6 +373,8 @@ cli.add_command(export_command)
 cli.add_command(transmitter_command)
 cli.add_command(receiver_command)
 cli.add_command(fuzz_command)
+cli.add_command(replay_command)
+cli.add_command(population_command)
 
 
 def main() -> NoReturn:

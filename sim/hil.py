@@ -54,6 +54,7 @@ from sim.links.bleak_receiver import (
     bleak_client_factory,
     bleak_uuid,
 )
+from sim.recording import RecordingReceiver, RecordingTransmitter, RecordingWriter, header
 from sim.store import ReceiverStore
 from sim.world import SimulationConfig
 
@@ -132,10 +133,12 @@ async def run_transmitter(
     keys: pathlib.Path | None = None,
     name: str = "cgmsim",
     on_ready: Callable[[str], None] | None = None,
+    record: pathlib.Path | None = None,
 ) -> dict[str, Any]:
     """Serve the simulated sensor's session on ``transport_spec`` until it ends (or the
     ``config.days`` run, or SIGINT/SIGTERM). Returns what happened: the readings made
-    (time offset, value), the values sent over the air, connections."""
+    (time offset, value), the values sent over the air, connections. ``record``: where the
+    core's inputs and outputs are written for ``cgmsim replay``."""
     session = session_input(config)
     chunk = session.chunk
     made: list[dict[str, Any]] = []
@@ -143,9 +146,12 @@ async def run_transmitter(
         device = _device(name, address, transport, keys)
         await device.power_on()
         clock = LiveClock(speed)
-        core = Transmitter(
+        core: Transmitter = Transmitter(
             TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
         )
+        writer = _recording(record, config.profile.name, config.seed, "transmitter", transport_spec)
+        if writer is not None:
+            core = RecordingTransmitter(core, writer)  # type: ignore[assignment]
         tx = BleTransmitter(
             device, core, clock.now_ms, passkey=passkey, name=name, to_loop=clock.to_loop
         )
@@ -185,6 +191,8 @@ async def run_transmitter(
             with contextlib.suppress(BaseBumbleError, TimeoutError):  # already gone
                 await tx.connection.disconnect()
         ended_ms = min(clock.now_ms(), session.end_ms)
+        if writer is not None:
+            writer.close()
     return {
         "role": "transmitter",
         "transport": transport_spec,
@@ -274,12 +282,14 @@ async def run_receiver(
     keys: pathlib.Path | None = None,
     address: str = RECEIVER_ADDRESS,
     bleak: bool = False,
+    record: pathlib.Path | None = None,
 ) -> dict[str, Any]:
     """Connect to the sensor at ``peer`` (or the first CGM advertiser), pair or re-encrypt,
     and run the receiver for ``days`` of session time (or until SIGINT/SIGTERM), committing to
     ``out/receiver.sqlite``. Writes ``out/events.jsonl`` and ``out/summary.json``; returns the
     summary. ``bleak``: through the bleak API (``BleakScanner``/``BleakClient``), on the bleak
-    backend over bumble on ``transport_spec``, or with no transport on the host's own stack."""
+    backend over bumble on ``transport_spec``, or with no transport on the host's own stack.
+    ``record``: where the core's inputs and outputs are written for ``cgmsim replay``."""
     out.mkdir(parents=True, exist_ok=True)
     stop = _stopper()
     async with contextlib.AsyncExitStack() as stack:
@@ -306,11 +316,15 @@ async def run_receiver(
                 keeper.seq = len(keeper.history())
             clock = LiveClock(speed, start_ms)
             state = keeper.receiver_state()
-            core = (
+            core: Receiver = (
                 Receiver.restore(config, state, start_ms)
                 if state is not None
                 else Receiver(config, start_ms)
             )
+            where = transport_spec or "bleak"
+            writer = _recording(record, profile.name, None, "receiver", where)
+            if writer is not None:
+                core = RecordingReceiver(core, writer, restored_from=state)  # type: ignore[assignment]
             shown: Counter[str] = Counter()
             seen = {r.time_offset_min for r in keeper.readings()}
             pending: list[bool] = []
@@ -358,6 +372,8 @@ async def run_receiver(
             await rx.close("receiver stopped")
             runner.cancel()
             keeper.finish(core, clock.now_ms(), counters)
+            if writer is not None:
+                writer.close()
             if runner.done() and not runner.cancelled() and runner.exception() is not None:
                 raise runner.exception()  # type: ignore[misc]  # e.g. PairingRefused
             history = keeper.history()
@@ -383,6 +399,17 @@ async def run_receiver(
     (out / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in history))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _recording(
+    path: pathlib.Path | None, profile: str, seed: int | None, role: str, transport: str
+) -> RecordingWriter | None:
+    """A recording of a hardware run (``sim.recording``): its header names the role and the
+    transport; the core's first line holds its configuration and starting state."""
+    if path is None:
+        return None
+    settings = {"role": role, "transport": transport}
+    return RecordingWriter.create(path, header("hil", profile, seed, settings))
 
 
 def _clock_at_zero(keeper: durable.DurableReceiver) -> datetime.datetime:

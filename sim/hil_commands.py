@@ -104,6 +104,13 @@ def _with_common(function: Any) -> Any:
 )
 @click.option("--ideal-sensor", is_flag=True, help="The sensor reports the reference exactly.")
 @click.option("--address", default=TRANSMITTER_ADDRESS, show_default=True)
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    metavar="FILE",
+    help="Write the firmware core's inputs and outputs to FILE, for cgmsim replay.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
 def transmitter_command(
     transport: str,
@@ -116,6 +123,7 @@ def transmitter_command(
     days: float | None,
     ideal_sensor: bool,
     address: str,
+    record: pathlib.Path | None,
     as_json: bool,
 ) -> None:
     """Serve a simulated sensor session as a CGM sensor on a BLE controller: advertise the CGM
@@ -145,6 +153,7 @@ def transmitter_command(
             address=_address(address, "--address"),
             keys=keys,
             on_ready=ready,
+            record=record,
         ),
         transport,
     )
@@ -184,6 +193,13 @@ def transmitter_command(
     default=pathlib.Path("out/receiver"),
     show_default=True,
 )
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    metavar="FILE",
+    help="Write the firmware core's inputs and outputs to FILE, for cgmsim replay.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json at the end.")
 def receiver_command(
     transport: str | None,
@@ -196,6 +212,7 @@ def receiver_command(
     peer: str | None,
     days: float | None,
     out: pathlib.Path,
+    record: pathlib.Path | None,
     as_json: bool,
 ) -> None:
     """Run the receiver firmware against a CGM sensor over a BLE controller: connect, pair
@@ -228,6 +245,7 @@ def receiver_command(
                 days=days,
                 keys=keys if keys is not None else out / "keys.json",
                 bleak=bleak is not None,
+                record=record,
             ),
             transport or "bleak",
         )

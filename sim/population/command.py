@@ -12,9 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
-from sim.population.cluster import Runner, default_workers
-from sim.population.sessions import COHORTS
-from sim.population.study import JSON_NAME, PNG_NAME, run_study, write_outputs
+from sim.population.names import COHORTS, JSON_NAME, PNG_NAME
 
 # 10 days, the labelled sensor life (grace left out). A 10-day session costs about 6.5 CPU-s
 # (measured: 200 sessions, 2 workers, 28 min wall on a 2-core machine shared with other jobs,
@@ -113,6 +111,9 @@ def command(
     rate, false alerts per day, against the reference glucose), accuracy and times in ranges,
     written to --out as population.json and population.png. The same seed gives the same
     numbers whatever the workers."""
+    from sim.population.cluster import Runner, default_workers
+    from sim.population.study import run_study, write_outputs
+
     if scheduler is not None and (workers is not None or threads):
         _bad("--scheduler uses an existing cluster: give it without --workers/--threads")
     if threads and workers == 0:

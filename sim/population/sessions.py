@@ -23,8 +23,6 @@ from sim.physiology.patients import resolve
 from sim.physiology.source import patient_source
 from sim.population.labelling import episodes, rules
 
-COHORTS = ("all", "adult", "adolescent", "child")
-
 
 @dataclass(frozen=True, slots=True)
 class SessionSpec:

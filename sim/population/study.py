@@ -10,10 +10,8 @@ from typing import Any
 
 from sim.population.aggregate import summarise
 from sim.population.cluster import Progress, Runner
+from sim.population.names import JSON_NAME, PNG_NAME
 from sim.population.sessions import plan
-
-JSON_NAME = "population.json"
-PNG_NAME = "population.png"
 
 
 def run_study(

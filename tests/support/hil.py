@@ -82,10 +82,10 @@ def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
     bumble): it re-encrypts with the bond the first run stored, resumes and backfills the gap,
     and every
     reading the sensor made until then is stored once, unchanged."""
-    tx = _transmitter(tx_port, tmp_path)  # until SIGTERM
+    tx = _transmitter(tx_port, tmp_path, "--record", str(tmp_path / "tx.jsonl"))  # to SIGTERM
     out = tmp_path / "receiver"
 
-    first = _receiver(rx_port, out, "--days", "0.035")  # 50 min, then it stops
+    first = _receiver(rx_port, out, "--days", "0.035", "--record", str(tmp_path / "rx.jsonl.gz"))
     assert first.returncode == 0, first.stderr
     one = json.loads(first.stdout)
     assert one["connections"] == 1 and one["pairings"] == 1
@@ -112,6 +112,15 @@ def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
     last = max(stored)
     assert {t: g for t, g in made.items() if t <= last} == {t: g for t, (g, _) in stored.items()}
     assert {d for _, d in stored.values()} == {"live", "backfill"}
+    # the hardware runs' recordings replay: the same inputs give the same outputs
+    for recording in ("tx.jsonl", "rx.jsonl.gz"):
+        replayed = subprocess.run(
+            [str(CGMSIM), "replay", str(tmp_path / recording), "--check"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert sorted(e["time_offset_min"] for e in events if e["kind"] == "reading") == sorted(stored)
 
