@@ -39,7 +39,7 @@ from firmware.receiver.alerts import AlertRaised, AlertRepeated
 from firmware.receiver.receiver import Receiver
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim import durable
-from sim.bookkeeping import RECONNECT_MS, SAMPLE_MS, Bookkeeper, recording_header
+from sim.bookkeeping import RECONNECT_MS, SAMPLE_MS, Bookkeeper, Progress, recording_header
 from sim.durable import DurableReceiver
 from sim.links.ble import BleTransmitter, LossyLink, in_process_device
 from sim.links.ble_receiver import BleReceiver
@@ -68,6 +68,7 @@ def run_ble(
     stats: dict[str, int] | None = None,
     receiver_api: str = "bumble",
     record: pathlib.Path | None = None,
+    progress: Progress | None = None,
 ) -> SimulationResult:
     """Simulate the session over bumble. ``capture``, when given, is where the receiver's HCI
     traffic is written as a btsnoop log (``bumble.snoop.BtSnooper``): pairing, encryption, the
@@ -77,13 +78,14 @@ def run_ble(
     gets the connections made, pairings done and values sent over the air. ``receiver_api``:
     the receiver drives bumble directly (``"bumble"``, ``BleReceiver``) or goes through the
     bleak API (``"bleak"``, ``BleakReceiver`` on the bleak backend over bumble). ``record``:
-    where both cores' inputs and outputs are written for ``cgmsim replay`` (``sim.recording``)."""
+    where both cores' inputs and outputs are written for ``cgmsim replay`` (``sim.recording``).
+    ``progress(done_ms, end_ms)`` is called after every sensor sample (a progress bar)."""
     if receiver_api not in ("bumble", "bleak"):
         raise ValueError(f"receiver_api is bumble or bleak, not {receiver_api!r}")
     if record is not None:
         with RecordingWriter.create(record, recording_header(config, "ble")) as writer:
-            return _stored(config, capture, store_path, stats, writer, receiver_api)
-    return _stored(config, capture, store_path, stats, None, receiver_api)
+            return _stored(config, capture, store_path, stats, writer, receiver_api, progress)
+    return _stored(config, capture, store_path, stats, None, receiver_api, progress)
 
 
 def _stored(
@@ -93,13 +95,14 @@ def _stored(
     stats: dict[str, int] | None,
     writer: RecordingWriter | None,
     receiver_api: str,
+    progress: Progress | None,
 ) -> SimulationResult:
     if store_path is None:
-        return _run(config, None, capture, stats, writer, receiver_api)
+        return _run(config, None, capture, stats, writer, receiver_api, progress)
     with ReceiverStore.open(store_path) as store:
         session = durable.session_id(config.profile.name, config.seed)
         keeper = durable.DurableReceiver(store, session, durable.fingerprint(config))
-        return _run(config, keeper, capture, stats, writer, receiver_api)
+        return _run(config, keeper, capture, stats, writer, receiver_api, progress)
 
 
 def _run(
@@ -109,8 +112,9 @@ def _run(
     stats: dict[str, int] | None,
     writer: RecordingWriter | None,
     receiver_api: str,
+    progress: Progress | None,
 ) -> SimulationResult:
-    books = Bookkeeper(config, keeper, writer)
+    books = Bookkeeper(config, keeper, writer, progress)
     if capture is None:
         return run_virtual(_session(books, stats, None, receiver_api))
     with pathlib.Path(capture).open("wb") as output:
@@ -154,7 +158,7 @@ async def _session(
             tx.sample(sample)  # at now_ms() == t_ms, out on the air
         else:
             core.sample(sample, t_ms)  # resuming: made while no receiver listened
-        recorder.made(before, core.store.latest())
+        books.sampled(t_ms, before, core.store.latest())
 
     start_ms, receiver = books.resume(sample_core)
     tx = BleTransmitter(

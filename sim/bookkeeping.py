@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sim.world import SimulationConfig
 
 SAMPLE_MS = 5 * MINUTE_MS
+Progress = Callable[[int, int], None]  # (done, total): simulated ms so far, and at the end
 RECONNECT_MS = 2_000  # after the receiver asks to disconnect, or its process restarts
 
 
@@ -142,8 +143,10 @@ class Bookkeeper:
         config: SimulationConfig,
         keeper: DurableReceiver | None = None,
         recording: RecordingWriter | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.config, self.keeper, self.recording = config, keeper, recording
+        self.progress = progress
         self.session = session_input(config)
         end_ms = self.session.end_ms
         self.recorder = Recorder(self.session)
@@ -178,6 +181,14 @@ class Bookkeeper:
     def resumed(self) -> dict[str, Any] | None:
         """The progress a killed process committed, when this run resumes its session."""
         return self.keeper.resumed if self.keeper is not None else None
+
+    def sampled(
+        self, t_ms: int, before: MeasurementRecord | None, after: MeasurementRecord | None
+    ) -> None:
+        """The sensor sampled at ``t_ms``; the transmitter's newest record before and after."""
+        self.recorder.made(before, after)
+        if self.progress is not None:
+            self.progress(t_ms, self.session.end_ms)
 
     def link_up_at(self, t_ms: int) -> bool:
         """Whether the radio link can be up at ``t_ms`` (no outage)."""

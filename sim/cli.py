@@ -338,12 +338,13 @@ def simulate(
         raise click.ClickException(f"cannot write to {out}: {error.strerror}") from None
     started = time.perf_counter()
     try:
-        if link == "ble":
-            from sim.ble_world import run_ble
+        with _progress(f"{profile} session over the {link} link") as advance:
+            if link == "ble":
+                from sim.ble_world import run_ble
 
-            result = run_ble(config, capture, store_path, record=record)
-        else:
-            result = world.run(config, store_path, record=record)
+                result = run_ble(config, capture, store_path, record=record, progress=advance)
+            else:
+                result = world.run(config, store_path, record=record, progress=advance)
     except (StoreError, ResumeMismatch, ValueError) as error:
         raise click.ClickException(str(error)) from None
     except OSError as error:  # the --capture file

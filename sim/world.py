@@ -27,6 +27,7 @@ from sim.bookkeeping import (
     SAMPLE_MS,
     AlertAcknowledged,
     Bookkeeper,
+    Progress,
     SampleRow,
     recording_header,
 )
@@ -113,34 +114,42 @@ def run(
     store_path: pathlib.Path | None = None,
     *,
     record: pathlib.Path | None = None,
+    progress: Progress | None = None,
 ) -> SimulationResult:
     """Simulate the session. With ``store_path`` the receiver is durable (``sim.durable``):
     every pump that gave receiver events is committed to the SQLite store there, receiver
     restarts reload from it, and a run started on a store that already holds this session (a
     previous process was killed) resumes where the last commit left it. With ``record``, every
     input of both cores and what they emitted is written there (``sim.recording``; gzip when
-    the name ends in ``.gz``) for ``cgmsim replay``."""
+    the name ends in ``.gz``) for ``cgmsim replay``. ``progress(done_ms, end_ms)`` is called
+    after every sensor sample (a progress bar)."""
     if record is not None:
         with RecordingWriter.create(record, recording_header(config, "memory")) as writer:
-            return _stored(config, store_path, writer)
-    return _stored(config, store_path, None)
+            return _stored(config, store_path, writer, progress)
+    return _stored(config, store_path, None, progress)
 
 
 def _stored(
-    config: SimulationConfig, store_path: pathlib.Path | None, writer: RecordingWriter | None
+    config: SimulationConfig,
+    store_path: pathlib.Path | None,
+    writer: RecordingWriter | None,
+    progress: Progress | None,
 ) -> SimulationResult:
     if store_path is None:
-        return _run(config, None, writer)
+        return _run(config, None, writer, progress)
     with ReceiverStore.open(store_path) as store:
         session = durable.session_id(config.profile.name, config.seed)
         keeper = durable.DurableReceiver(store, session, durable.fingerprint(config))
-        return _run(config, keeper, writer)
+        return _run(config, keeper, writer, progress)
 
 
 def _run(
-    config: SimulationConfig, keeper: DurableReceiver | None, writer: RecordingWriter | None
+    config: SimulationConfig,
+    keeper: DurableReceiver | None,
+    writer: RecordingWriter | None,
+    progress: Progress | None,
 ) -> SimulationResult:
-    books = Bookkeeper(config, keeper, writer)
+    books = Bookkeeper(config, keeper, writer, progress)
     session = books.session
     end_ms, chunk = session.end_ms, session.chunk
     tx = books.transmitter(
@@ -156,7 +165,7 @@ def _run(
         tx.sample(
             SensorSample(int(chunk.raw_counts[0, k]), SensorState(int(chunk.state[0, k]))), now
         )
-        recorder.made(before, tx.store.latest())
+        books.sampled(now, before, tx.store.latest())
 
     now, receiver = books.resume(take_sample)
     next_sample = (now // SAMPLE_MS + 1) * SAMPLE_MS

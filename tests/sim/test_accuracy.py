@@ -166,12 +166,22 @@ def test_cli_reports_a_bad_trace_in_one_line(tmp_path):
     ]
 
 
-def test_a_progress_bar_shows_on_a_terminal_only():
+@pytest.mark.parametrize(
+    ("args", "label"),
+    [
+        (["accuracy", "--sensors", "50", "--days", "2", "--json"], b"50 g7 sensors"),
+        (["simulate", "--days", "1", "--no-plot", "--json"], b"g7 session over the ble link"),
+    ],
+    ids=["accuracy", "simulate"],
+)
+def test_a_progress_bar_shows_on_a_terminal_only(tmp_path, args, label):
     import os
     import pty
 
     cgmsim = pathlib.Path(sys.executable).parent / "cgmsim"
-    args = [str(cgmsim), "accuracy", "--sensors", "50", "--days", "2", "--json"]
+    if args[0] == "simulate":
+        args = [*args, "--out", str(tmp_path)]
+    args = [str(cgmsim), *args]
     quiet = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0 and quiet.stderr == ""  # not a terminal: no bar
     controller, terminal = pty.openpty()
@@ -196,5 +206,5 @@ def test_a_progress_bar_shows_on_a_terminal_only():
     finally:
         os.close(controller)
     assert done.returncode == 0
-    assert b"50 g7 sensors" in shown  # the bar's label, drawn on the terminal
+    assert label in shown  # the bar's label, drawn on the terminal
     json.loads(done.stdout)  # stdout still carries only the JSON
