@@ -13,12 +13,13 @@ Everything random is drawn when the stream starts, so chunk sizes do not change 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from sim.physiology.model import Physiology
 from sim.physiology.patients import Patients, load_patients, resolve
+from sim.physiology.scenarios import scenario_profile
 from sim.physiology.therapy import (
     DEFAULT_PROFILE,
     TherapyPlan,
@@ -44,7 +45,7 @@ class ClosedLoop:
         self.patients, self.plan, self.profile = patients, plan, profile
         self.body = Physiology(patients, substeps)
         self.hr = np.zeros(patients.n)
-        self.basal = patients.basal_u_per_min
+        self.basal = patients.basal_u_per_min * profile.basal_factor
 
     @property
     def minute(self) -> int:
@@ -118,9 +119,14 @@ def patient_source(patient: str, profile: TherapyProfile = DEFAULT_PROFILE) -> P
 
 
 def parse_patient_scenario(text: str) -> PatientSource:
-    """``patient:NAME`` -> its source; ``ValueError`` with a one-line reason otherwise."""
+    """``patient:NAME`` or ``patient:NAME:SCENARIO`` (a regimen of ``sim.physiology.scenarios``,
+    default ``daily_life``) -> its source; ``ValueError`` with a one-line reason otherwise."""
     if not text.startswith(PREFIX):
         raise ValueError(
             f"not a patient scenario {text!r}: expected {PREFIX}NAME, e.g. patient:adult#001"
         )
-    return patient_source(text[len(PREFIX) :])
+    patient, _, scenario = text[len(PREFIX) :].partition(":")
+    if not scenario:
+        return patient_source(patient)
+    source = patient_source(patient, scenario_profile(scenario))
+    return replace(source, name=f"{source.name}:{scenario}")

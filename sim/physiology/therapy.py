@@ -42,6 +42,7 @@ class MealSlot:
     mean_g: float
     sd_g: float
     probability: float
+    bolus_factor: float = 1.0  # the patient boluses for this many times what they counted
 
 
 # simglucose 0.2.11, simulation/scenario_gen.py, RandomScenario.create_scenario
@@ -71,6 +72,7 @@ class TherapyProfile:
     exercise_sd_min: float = 90.0
     exercise_duration_min: tuple[float, float] = (30.0, 60.0)
     exercise_intensity: tuple[float, float] = (0.4, 0.7)
+    basal_factor: float = 1.0  # basal insulin as a fraction of the steady-state rate
 
 
 DEFAULT_PROFILE = TherapyProfile()
@@ -121,7 +123,10 @@ def draw_plan(
     days = int(np.ceil((minutes + clock_start_min) / MINUTES_PER_DAY)) + 1
     midnights = np.arange(days)[None, :] * MINUTES_PER_DAY - clock_start_min
     rows = np.broadcast_to(np.arange(n)[:, None], (n, days))
-    meal_p, meal_t, meal_g = [], [], []
+    meal_p: list[np.ndarray] = [np.zeros(0, np.int64)]
+    meal_t: list[np.ndarray] = [np.zeros(0)]
+    meal_g: list[np.ndarray] = [np.zeros(0)]
+    meal_f: list[np.ndarray] = [np.zeros(0)]
     for slot in profile.slots:
         happens = rng.random((n, days)) < slot.probability
         time = np.clip(
@@ -134,11 +139,13 @@ def draw_plan(
         meal_p.append(rows[happens])
         meal_t.append(np.round(midnights + time)[happens])
         meal_g.append(grams[happens])
+        meal_f.append(np.full(int(happens.sum()), slot.bolus_factor))
     patient = np.concatenate(meal_p)
     start = np.concatenate(meal_t).astype(np.int64)
     grams = np.concatenate(meal_g)
     count = len(grams)
     counted = grams * np.exp(profile.carb_error_sd * rng.standard_normal(count))
+    counted *= np.concatenate(meal_f)
     missed = rng.random(count) < profile.missed_bolus_probability
     late = rng.random(count) < profile.late_bolus_probability
     delay = np.round(rng.uniform(*profile.late_bolus_min, count)) * late

@@ -232,3 +232,46 @@ def test_simulate_takes_a_virtual_patient_as_its_scenario(tmp_path):
     assert bad.returncode == 2
     [line] = bad.stderr.strip().splitlines()
     assert line.startswith("cgmsim: error: Invalid value for --scenario: unknown virtual patient")
+
+
+def _scenario_glucose(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """10 adults, 2 days of 5-minute glucose under a scenario's regimen, and the clock."""
+    samples = 2 * 288
+    source = parse_patient_scenario(f"patient:adult:{name}")
+    glucose = source.start(10, samples, np.random.default_rng(1)).next(samples)
+    clock = (source.clock_start_min + np.arange(samples) * 5) % 1440
+    return glucose, clock
+
+
+@pytest.fixture(scope="module")
+def scenarios() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    names = ["daily_life", "nocturnal_hypo", "fast_rise", "rapid_fall", "prolonged_high", "flat"]
+    return {name: _scenario_glucose(name) for name in names}
+
+
+def test_the_scenarios_as_meals_and_insulin_have_their_shapes(scenarios):
+    def rates(name: str) -> np.ndarray:
+        return np.diff(scenarios[name][0], axis=1) / 5  # mg/dL/min
+
+    def night_low(name: str) -> float:
+        glucose, clock = scenarios[name]
+        return float(np.mean(glucose[:, clock < 6 * 60] < 70))
+
+    daily, _ = scenarios["daily_life"]
+    assert night_low("nocturnal_hypo") > night_low("daily_life") + 0.2
+    assert np.percentile(rates("fast_rise"), 99.5) > np.percentile(rates("daily_life"), 99.5) + 1.5
+    assert np.percentile(rates("rapid_fall"), 0.5) < np.percentile(rates("daily_life"), 0.5) - 0.8
+    high, _ = scenarios["prolonged_high"]
+    assert high.mean() > daily.mean() + 60 and np.mean(high > 250) > 0.2
+    flat, _ = scenarios["flat"]
+    assert flat.std(axis=1).max() < 2.0  # each patient held at basal glucose
+
+
+def test_a_scenario_named_for_a_patient(scenarios):
+    same = parse_patient_scenario("patient:adult").start(10, 576, np.random.default_rng(1))
+    assert np.array_equal(same.next(576), scenarios["daily_life"][0])
+    assert parse_patient_scenario("patient:adult#002:fast_rise").name == (
+        "patient:adult#002:fast_rise"
+    )
+    with pytest.raises(ValueError, match=r"unknown scenario 'nope'.*daily_life, nocturnal_hypo"):
+        parse_patient_scenario("patient:adult#002:nope")
