@@ -48,6 +48,18 @@ __all__ = [
     "wald_lower_bound",
 ]
 
+# A CGM reports 40-400 mg/dL (shared/spec/behavior.md, "Readings and display"); accuracy studies
+# pair readings with references in that range only.
+MEASURING_RANGE_MGDL = (40.0, 400.0)
+
+
+def in_measuring_range(reference_mgdl: npt.ArrayLike) -> np.ndarray:
+    """Where a reference value lies in the measuring range (NaN does not)."""
+    reference = np.asarray(reference_mgdl, dtype=float)
+    low, high = MEASURING_RANGE_MGDL
+    return (reference >= low) & (reference <= high)
+
+
 ZONES = ("A", "B", "C", "D", "E")
 
 #: One-sided 95 % normal quantile as written in the spec (Tidepool uses 1.644854).

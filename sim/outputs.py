@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from firmware.profiles import MINUTE_MS
-from sim.metrics import accuracy
+from sim.metrics import accuracy, in_measuring_range
 from sim.world import SimulationResult
 
 READINGS_COLUMNS = (
@@ -36,10 +36,13 @@ def summary(result: SimulationResult, link: str, wall_seconds: float) -> dict[st
     pairs = [
         (r.reference_mgdl, float(r.sensor_mgdl)) for r in displayed if r.sensor_mgdl is not None
     ]
-    scored = None
+    scored, outside = None, 0
     if pairs:
         reference, sensor = np.array(pairs).T
-        scored = accuracy(reference, sensor)
+        paired = in_measuring_range(reference)
+        outside = int(np.count_nonzero(~paired))
+        if paired.any():
+            scored = accuracy(reference[paired], sensor[paired])
     return {
         "profile": profile.name,
         "seed": result.config.seed,
@@ -71,6 +74,7 @@ def summary(result: SimulationResult, link: str, wall_seconds: float) -> dict[st
             "within_20_20": scored.within_20_20 if scored else None,
             "within_40_40": scored.within_40_40 if scored else None,
             "pairs": scored.pairs if scored else 0,
+            "pairs_outside_range": outside,  # reference outside 40-400 mg/dL: not scored
         },
         "link_stats": {
             "notifications_lost": result.notifications_lost,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.metrics import accuracy, session_metrics
+from sim.metrics import accuracy, in_measuring_range, session_metrics
 from sim.population.labelling import Tally, label, rules, warned_before
 from sim.population.sessions import SessionOutcome
 
@@ -33,7 +33,6 @@ ANCHOR_SOURCE = (
 )
 ANCHOR_BELOW_MGDL = 70.0
 ANCHOR_BEFORE_MIN = 30.0
-MEASURING_RANGE_MGDL = (40.0, 400.0)  # behavior.md "Readings and display"
 TIME_IN_RANGE_KEYS = (
     "time_in_range_70_180",
     "time_below_70",
@@ -98,8 +97,7 @@ def _ranges(values: np.ndarray) -> dict[str, float] | None:
 
 def _pairs(reference: np.ndarray, sensor: np.ndarray) -> np.ndarray:
     """Where a displayed reading pairs with a reference in the measuring range."""
-    low, high = MEASURING_RANGE_MGDL
-    return ~np.isnan(sensor) & (reference >= low) & (reference <= high)
+    return ~np.isnan(sensor) & in_measuring_range(reference)
 
 
 def _accuracy(reference: np.ndarray, sensor: np.ndarray) -> dict[str, Any] | None:

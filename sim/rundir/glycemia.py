@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.metrics import accuracy, session_metrics
+from sim.metrics import accuracy, in_measuring_range, session_metrics
 from sim.rundir.files import ALERT_ORDER, Run
 
 AGP_BIN_MIN = 15
@@ -126,8 +126,7 @@ def readings_summary(run: Run) -> dict[str, Any]:
 
 
 def accuracy_summary(run: Run) -> dict[str, Any] | None:
-    pick = run.shown & ~np.isnan(run.sensor_mgdl) & ~np.isnan(run.reference_mgdl)
-    pick &= np.nan_to_num(run.reference_mgdl) > 0
+    pick = run.shown & ~np.isnan(run.sensor_mgdl) & in_measuring_range(run.reference_mgdl)
     if not pick.any():
         return None
     scored = accuracy(run.reference_mgdl[pick], run.sensor_mgdl[pick])

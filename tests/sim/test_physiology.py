@@ -275,3 +275,35 @@ def test_a_scenario_named_for_a_patient(scenarios):
     )
     with pytest.raises(ValueError, match=r"unknown scenario 'nope'.*daily_life, nocturnal_hypo"):
         parse_patient_scenario("patient:adult#002:nope")
+
+
+def test_a_session_whose_reference_falls_out_of_the_measuring_range_is_scored_inside_it(tmp_path):
+    """The model has no counter-regulation: reference glucose can reach 0 mg/dL. Accuracy pairs
+    only references in 40-400 mg/dL (as studies do), and says how many it left out."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cgmsim = Path(sys.executable).parent / "cgmsim"
+    args = ["simulate", "--days", "1", "--link", "memory", "--no-plot", "--json"]
+    scenario = ["--scenario", "patient:adult#001:nocturnal_hypo", "--out", str(tmp_path)]
+    done = subprocess.run(
+        [str(cgmsim), *args, *scenario], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    scored = json.loads(done.stdout)["accuracy"]
+    with (tmp_path / "readings.csv").open() as handle:
+        import csv
+
+        rows = [r for r in csv.DictReader(handle) if r["displayed"] and r["sensor_mgdl"]]
+    # readings.csv rounds the reference to 0.1 mg/dL: one at 39.96 reads 40.0
+    surely_out = [r for r in rows if not 39.95 <= float(r["reference_mgdl"]) <= 400.05]
+    maybe_out = [r for r in rows if not 40.05 <= float(r["reference_mgdl"]) <= 399.95]
+    assert surely_out, "the night low takes the reference below 40 mg/dL"
+    assert len(surely_out) <= scored["pairs_outside_range"] <= len(maybe_out)
+    assert scored["pairs"] + scored["pairs_outside_range"] == len(rows)
+    report = subprocess.run(
+        [str(cgmsim), "report", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert report.returncode == 0, report.stderr
