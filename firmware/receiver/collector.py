@@ -21,6 +21,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
+from firmware.profiles import MINUTE_MS
 from protocol.cgms import attributes, gatt, measurement, racp, socp
 from protocol.cgms.annunciation import CalTempFlags, StatusFlags
 from protocol.cgms.attributes import Feature, SessionStartTime, Status
@@ -117,6 +118,9 @@ class Collector:
         self.e2e_crc = False
         self.seen: set[int] = set()  # time offsets received this session
         self.last_offset: int | None = None
+        # The session start the receiver learnt from Status (None: not yet). A record taken
+        # more than a minute after now by it is refused before its offset is marked seen.
+        self.session_start_ms: int | None = None
         self.pending: Request | None = None
         self.retry: Request | None = None
         self.deadline_ms: int | None = None
@@ -170,7 +174,8 @@ class Collector:
         if self.backfilling:
             self.deadline_ms = now_ms + PROCEDURE_TIMEOUT_MS  # progress
         for record in records:
-            self._accept(record, backfill=self.backfilling)
+            if not self._accept(record, self.backfilling, now_ms):
+                continue
             if not self.backfilling and self.step is Step.LIVE:
                 self._check_gap(record)
                 self.catch_up_ms = now_ms + CATCH_UP_MS
@@ -363,14 +368,25 @@ class Collector:
 
     # --- records ---
 
-    def _accept(self, record: MeasurementRecord, backfill: bool) -> None:
+    def _accept(self, record: MeasurementRecord, backfill: bool, now_ms: int) -> bool:
+        """Pass a record on once; False when it is refused (not marked seen)."""
+        start = self.session_start_ms
+        if start is not None and start + record.time_offset * MINUTE_MS > now_ms + MINUTE_MS:
+            # Ahead of the session's clock (minute resolution): not a reading yet. Refused
+            # without marking its offset seen, so the genuine record can still come.
+            self._reject(
+                gatt.MEASUREMENT.uuid,
+                f"time offset {record.time_offset} min is ahead of the session's clock",
+            )
+            return False
         if record.time_offset in self.seen:
-            return
+            return True
         self.seen.add(record.time_offset)
         self.absent.discard(record.time_offset)
         if self.last_offset is None or record.time_offset > self.last_offset:
             self.last_offset = record.time_offset
         self.out.append(RecordReceived(record, backfill))
+        return True
 
     def _check_gap(self, record: MeasurementRecord) -> None:
         """A live record whose predecessor never came (and is not known to be absent)."""

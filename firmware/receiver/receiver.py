@@ -32,7 +32,6 @@ from firmware.receiver.collector import (
     SubscribeRequest,
     WriteRequest,
 )
-from protocol.cgms import gatt
 from protocol.cgms.annunciation import StatusFlags
 
 SHOWN_PHASES = (Phase.ACTIVE, Phase.GRACE)
@@ -103,6 +102,7 @@ class Receiver:
     def restore(cls, config: ReceiverConfig, state: dict[str, Any], now_ms: int) -> Receiver:
         receiver = cls(config, now_ms)
         receiver.session_start_ms = state.get("session_start_ms")
+        receiver.collector.session_start_ms = receiver.session_start_ms
         receiver.failed_at_ms = state.get("failed_at_ms")
         receiver.stopped_at_ms = state.get("stopped_at_ms")
         receiver.phase = Phase(state["phase"]) if state.get("phase") else None
@@ -195,7 +195,7 @@ class Receiver:
         start = now_ms - time_offset * MINUTE_MS
         if self.session_start_ms is None or abs(start - self.session_start_ms) > MINUTE_MS:
             new_session = self.session_start_ms is not None
-            self.session_start_ms = start
+            self.session_start_ms = self.collector.session_start_ms = start
             self.failed_at_ms = self.stopped_at_ms = None
             if new_session:
                 self.collector.forget_session()
@@ -237,12 +237,8 @@ class Receiver:
         self._update_phase(now_ms)
         if self.session_start_ms is None:
             return
+        # The collector refused records ahead of the session's clock (it knows the start).
         taken_ms = self.session_start_ms + record.time_offset * MINUTE_MS
-        if taken_ms > now_ms + MINUTE_MS:  # ahead of the session's clock (minute resolution)
-            self.collector.frame_errors += 1
-            reason = f"time offset {record.time_offset} min is ahead of the session's clock"
-            self.out.append(FrameRejected(gatt.MEASUREMENT.uuid, reason))
-            return
         taken_phase = phase(
             self.config.profile, self.session_start_ms, max(taken_ms, self.session_start_ms)
         )

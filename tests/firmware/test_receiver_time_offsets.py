@@ -56,3 +56,15 @@ def test_a_record_up_to_a_minute_ahead_is_shown():
     rx = receiver_at(now)
     (shown,) = [e for e in notify(rx, 51, now) if isinstance(e, ReadingShown)]
     assert shown.time_offset == 51
+
+
+def test_a_refused_record_does_not_hide_the_genuine_one_with_its_offset():
+    """A record refused for being ahead of the clock was not received: when the sensor's
+    real record with that offset comes at its time, it is shown (it used to be dropped as a
+    duplicate, its offset already marked as seen)."""
+    rx = receiver_at(50 * MINUTE_MS)
+    notify(rx, 60, 50 * MINUTE_MS)
+    assert 60 not in rx.collector.seen
+    (shown,) = [e for e in notify(rx, 60, 60 * MINUTE_MS) if isinstance(e, ReadingShown)]
+    assert shown.time_offset == 60
+    assert rx.collector.last_offset == 60
