@@ -210,9 +210,32 @@ def shrink(
         _, again = run_episode(target, candidate, hang_seconds)
         return again is not None and again.signature == failure.signature
 
-    current = list(actions)
+    current = [list(action) for action in actions]
+    while True:  # simpler bytes may let more actions go: again until neither shrinks
+        before = [list(action) for action in current]
+        current = _remove_actions(current, fails, lambda: tries[0] < budget)
+        for index in range(len(current)):
+            for slot, item in enumerate(current[index]):
+                if isinstance(item, str) and item.startswith("hex:"):
+                    current[index][slot] = (
+                        "hex:"
+                        + _shrink_bytes(
+                            bytes.fromhex(item[4:]),
+                            lambda data, c=current, i=index, s=slot: fails(
+                                _with(c, i, s, "hex:" + data.hex())
+                            ),
+                        ).hex()
+                    )
+        if current == before or tries[0] >= budget:
+            return current
+
+
+def _remove_actions(
+    current: list[Action], fails: Callable[[list[Action]], bool], more: Callable[[], bool]
+) -> list[Action]:
+    """Delta debugging over whole actions: halves, quarters, ... single ones."""
     chunk = max(1, len(current) // 2)
-    while chunk >= 1 and tries[0] < budget:
+    while chunk >= 1 and more():
         start, removed = 0, False
         while start < len(current):
             candidate = current[:start] + current[start + chunk :]
@@ -222,18 +245,6 @@ def shrink(
                 start += chunk
         if not removed:
             chunk //= 2
-    for index in range(len(current)):
-        for slot, item in enumerate(current[index]):
-            if isinstance(item, str) and item.startswith("hex:"):
-                current[index][slot] = (
-                    "hex:"
-                    + _shrink_bytes(
-                        bytes.fromhex(item[4:]),
-                        lambda data, i=index, s=slot: fails(
-                            _with(current, i, s, "hex:" + data.hex())
-                        ),
-                    ).hex()
-                )
     return current
 
 

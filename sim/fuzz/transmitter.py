@@ -22,6 +22,9 @@ Invariants after every action (``shared/spec/cgms.md``):
 - every RACP or SOCP write that was accepted gets its answer, in order: the response code,
   the record count, or the requested value (an abort answered with success ends the report it
   aborted), unless the link drops first;
+- a RACP count is the number of stored records the operator and operand select, and a RACP
+  delete answers success exactly when they select some (the selection is computed here, from
+  the spec's table, over the store's time offsets when the request is written);
 - the transmitter keeps producing readings on schedule: after each sample in the active or
   grace phase (from a model of the session: started at 0 or by an accepted SOCP start,
   ended by an accepted stop) the newest stored record is that sample's; and when the collector
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 
 from firmware.events import (
     Connected,
@@ -50,9 +54,9 @@ from firmware.profiles import G7, MINUTE_MS
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import gatt, measurement, racp, socp
 from protocol.cgms.codecs import CODECS
-from protocol.cgms.racp import RacpOpcode
+from protocol.cgms.racp import RacpOpcode, RacpOperator, RacpResponseCode
 from protocol.cgms.socp import SocpOpcode
-from protocol.errors import FrameError
+from protocol.errors import ControlPointError, FrameError
 from sim.fuzz import corpus
 from sim.fuzz.engine import Action, Failure, Hang, InvariantViolated, failure_from
 from sim.fuzz.mutate import mutate, pick
@@ -70,6 +74,34 @@ SST = gatt.SESSION_START_TIME.uuid
 UUIDS = tuple(c.characteristic.uuid for c in CODECS.values())
 WRITE_TARGETS = ((RACP, "racp", 0.45), (SOCP, "socp", 0.8), (SST, "session-start-time", 0.93))
 MTUS = (23, 23, 23, 24, 27, 30, 64, 185, 247, 517)
+REQUEST_OPCODES = (
+    *[RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS] * 5,
+    *[RacpOpcode.REPORT_STORED_RECORDS] * 4,
+    RacpOpcode.DELETE_STORED_RECORDS,
+)
+CHECKED_RACP = (RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS, RacpOpcode.DELETE_STORED_RECORDS)
+MakeTransmitter = Callable[[TransmitterConfig], Transmitter]
+
+
+def select(offsets: list[int], operator: int, operand: object) -> list[int]:
+    """The time offsets a RACP operator and operand select (CGMS §3.6.2: all,
+    <=, >=, within range inclusive, first, last), written independently of the store."""
+    if operator == RacpOperator.ALL_RECORDS:
+        return list(offsets)
+    if operator == RacpOperator.FIRST_RECORD:
+        return offsets[:1]
+    if operator == RacpOperator.LAST_RECORD:
+        return offsets[-1:]
+    if operator == RacpOperator.LESS_THAN_OR_EQUAL_TO:
+        return [t for t in offsets if t <= operand]  # type: ignore[operator]
+    if operator == RacpOperator.GREATER_THAN_OR_EQUAL_TO:
+        return [t for t in offsets if t >= operand]  # type: ignore[operator]
+    low, high = operand  # type: ignore[misc]
+    return [t for t in offsets if low <= t <= high]
+
+
+def _make_transmitter(config: TransmitterConfig) -> Transmitter:
+    return Transmitter(config, corpus.CALIBRATION, 0)
 
 
 def _fail(name: str, message: str) -> InvariantViolated:
@@ -79,9 +111,15 @@ def _fail(name: str, message: str) -> InvariantViolated:
 class TransmitterTarget:
     name = "transmitter"
 
-    def __init__(self, seeds: corpus.Seeds | None = None, profile=G7) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        seeds: corpus.Seeds | None = None,
+        profile=G7,  # noqa: ANN001
+        make_transmitter: MakeTransmitter = _make_transmitter,
+    ) -> None:
         self.seeds = seeds or corpus.seeds()
         self.profile = profile
+        self.make_transmitter = make_transmitter
 
     # --- generation ---
 
@@ -132,6 +170,8 @@ class TransmitterTarget:
 
     def _write(self, rng: random.Random) -> Action:
         roll = rng.random()
+        if roll < 0.12:
+            return ["write", RACP, "hex:" + self._racp_request(rng).hex()]
         uuid, name = pick(rng, UUIDS), pick(rng, tuple(self.seeds.by_name))
         for target_uuid, target_name, below in WRITE_TARGETS:
             if roll < below:
@@ -143,10 +183,31 @@ class TransmitterTarget:
             data = mutate(rng, data, pool)
         return ["write", uuid, "hex:" + data.hex()]
 
+    @staticmethod
+    def _racp_request(rng: random.Random) -> bytes:
+        """A well-formed RACP report, count or (rarely) delete whose operands fall among
+        the episode's time offsets, where an off-by-one in a selection shows."""
+        draw = rng.random
+        opcode = pick(rng, REQUEST_OPCODES)
+        operator = RacpOperator(1 + int(draw() * 6))
+        newest = START_MS // MINUTE_MS + 120
+
+        def offset() -> int:
+            return int(draw() * newest) // 5 * 5 + (int(draw() * 3) - 1 if draw() < 0.3 else 0)
+
+        operand: int | tuple[int, int] | None = None
+        if operator in (RacpOperator.LESS_THAN_OR_EQUAL_TO, RacpOperator.GREATER_THAN_OR_EQUAL_TO):
+            operand = max(0, offset())
+        elif operator == RacpOperator.WITHIN_RANGE_OF:
+            low, high = sorted((max(0, offset()), max(0, offset())))
+            operand = (low, high)
+        return racp.encode(racp.request(opcode, operator, operand))
+
     # --- execution ---
 
     def execute(self, actions: list[Action]) -> tuple[int, Failure | None]:
-        run = _Run(self.profile, bool(actions and actions[0][0] == "setup" and actions[0][1]))
+        e2e = bool(actions and actions[0][0] == "setup" and actions[0][1])
+        run = _Run(self.profile, e2e, self.make_transmitter)
         for index, action in enumerate(actions):
             try:
                 run.apply(action)
@@ -158,10 +219,10 @@ class TransmitterTarget:
 class _Run:
     """One episode: the transmitter, the rogue collector's view of the link, and the model."""
 
-    def __init__(self, profile, e2e: bool) -> None:  # noqa: ANN001
+    def __init__(self, profile, e2e: bool, make: MakeTransmitter) -> None:  # noqa: ANN001
         self.profile = profile
         self.e2e = e2e
-        self.tx = Transmitter(TransmitterConfig(profile, e2e_crc=e2e), corpus.CALIBRATION, 0)
+        self.tx = make(TransmitterConfig(profile, e2e_crc=e2e))
         for now in range(SAMPLE_MS, START_MS, SAMPLE_MS):
             self.tx.sample(SensorSample(corpus.counts_at(now)), now)
         self.now = START_MS
@@ -170,8 +231,14 @@ class _Run:
         self.holding = False
         self.subscribed: dict[int, tuple[bool, bool]] = {}
         self.owed: dict[int, list[int]] = {RACP: [], SOCP: []}
+        # per checked RACP opcode, in request order: the selection's size (None: invalid)
+        self.selected: dict[int, deque[int | None]] = {op: deque() for op in CHECKED_RACP}
         self.session_start = 0
         self.stopped = False
+        # A start or stop whose answer the link lost (still in the core's outbox when it
+        # dropped): the core decided, the collector never learnt how; until a start or stop
+        # is answered with success, the schedule is not checked.
+        self.session_unknown = False
         self.interval_min = 5
         self.notified: set[int] = set()  # time offsets notified in this action
 
@@ -243,15 +310,32 @@ class _Run:
             if uuid not in (RACP, SOCP, SST) and response.error is None:
                 raise _fail("write-not-permitted", f"0x{uuid:04X} is not writable")
             if response.error is not None and uuid in self.owed:
-                self.owed[uuid].pop()  # refused with an ATT error: no answer owed
+                opcode = self.owed[uuid].pop()  # refused with an ATT error: no answer owed
+                if uuid == RACP and opcode in self.selected:
+                    self.selected[opcode].pop()
         self._check_owed()
 
     def _owe_answer(self, uuid: int, value: bytes) -> None:
-        if uuid in self.owed:
-            self.owed[uuid].append(value[0] if value else 0)
+        if uuid not in self.owed:
+            return
+        opcode = value[0] if value else 0
+        self.owed[uuid].append(opcode)
+        if uuid == RACP and opcode in self.selected:
+            self.selected[opcode].append(self._selection_size(value))
+
+    def _selection_size(self, value: bytes) -> int | None:
+        try:
+            request = racp.decode(value)
+        except ControlPointError:
+            return None
+        offsets = [record.time_offset for record in self.tx.store]
+        return len(select(offsets, request.operator, request.operand))
 
     def _clear_owed(self) -> None:
+        if {SocpOpcode.START_SESSION, SocpOpcode.STOP_SESSION} & set(self.owed[SOCP]):
+            self.session_unknown = True
         self.owed = {RACP: [], SOCP: []}
+        self.selected = {opcode: deque() for opcode in CHECKED_RACP}
 
     # --- outputs ---
 
@@ -300,6 +384,8 @@ class _Run:
                     else answered.request_opcode
                 )
                 code = answered.response_code
+                if opcode in self.selected:
+                    self._check_selection(opcode, answered)
             elif event.uuid == SOCP:
                 frame = socp.decode(event.value, self.e2e)
                 opcode = (
@@ -313,6 +399,25 @@ class _Run:
         except FrameError as error:
             raise _fail("pdu-decodes", str(error)) from None
         self._answered(event.uuid, opcode, code)
+
+    def _check_selection(self, opcode: int, answered: racp.RacpFrame) -> None:
+        """A count or delete answered: against the selection computed when it was written."""
+        expected = self.selected[opcode]
+        if not expected:
+            return  # not owed: answer-in-order says so
+        size = expected.popleft()
+        if size is None:
+            return
+        if opcode == RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS:
+            if answered.number_of_records != size:
+                raise _fail(
+                    "racp-count",
+                    f"counted {answered.number_of_records} records, {size} selected",
+                )
+            return
+        found = RacpResponseCode.SUCCESS if size else RacpResponseCode.NO_RECORDS_FOUND
+        if answered.response_code != found:
+            raise _fail("racp-delete", f"delete answered {answered.response_code}, {size} selected")
 
     def _answered(self, uuid: int, opcode: int | None, code: int | None) -> None:
         owed = self.owed[uuid]
@@ -331,8 +436,9 @@ class _Run:
         if uuid == SOCP and code == 1:
             if opcode == SocpOpcode.START_SESSION:
                 self.session_start, self.stopped = self.now, False
+                self.session_unknown = False
             elif opcode == SocpOpcode.STOP_SESSION:
-                self.stopped = True
+                self.stopped, self.session_unknown = True, False
         if uuid == SOCP and opcode == SocpOpcode.SET_COMMUNICATION_INTERVAL and code == 1:
             self.interval_min = self.tx.comm_interval_min
 
@@ -372,6 +478,8 @@ class _Run:
         tx.sample(SensorSample(corpus.counts_at(now)), now)
         self._drain(["sample"])
         elapsed = now - self.session_start
+        if self.session_unknown:
+            return
         active = not self.stopped and self.profile.warmup_ms <= elapsed < self.profile.end_ms
         if not active:
             return

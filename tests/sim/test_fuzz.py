@@ -9,14 +9,19 @@ import pytest
 from click.testing import CliRunner
 
 from firmware.receiver.receiver import ReadingShown, Receiver
-from protocol.cgms import measurement
+from firmware.transmitter.server import Transmitter
+from firmware.transmitter.store import RecordStore
+from protocol.cgms import gatt, measurement, racp
 from protocol.cgms.annunciation import StatusFlags
 from protocol.cgms.codecs import CODECS
+from protocol.cgms.racp import RacpOpcode, RacpOperator
 from sim.fuzz import engine
 from sim.fuzz.command import command
+from sim.fuzz.corpus import CALIBRATION
 from sim.fuzz.decoder import DecoderTarget
 from sim.fuzz.receiver import ReceiverTarget
 from sim.fuzz.targets import TARGETS, make_target
+from sim.fuzz.transmitter import TransmitterTarget
 
 CORPUS = pathlib.Path(__file__).resolve().parent.parent / "fuzz_corpus"
 SMOKE = {"decoder": 20_000, "transmitter": 2_000, "receiver": 1_500}
@@ -98,6 +103,37 @@ def test_the_engine_finds_and_shrinks_a_receiver_defect():
         assert again is None or again.signature != "invariant:in-session", index
     assert engine.replay(ReceiverTarget(), found) is None  # the project's receiver is fine
     assert engine.replay(target, found).signature == "invariant:in-session"
+
+
+# --- a planted miscount in a transmitter ----------------------------------------------------
+
+
+class OffByOneStore(RecordStore):
+    """The project's record store, plus a defect: a within-range count leaves one out."""
+
+    def count(self, operator, operand=None):
+        counted = super().count(operator, operand)
+        return counted - 1 if operator == RacpOperator.WITHIN_RANGE_OF and counted else counted
+
+
+class MiscountingTransmitter(Transmitter):
+    def __init__(self, config):
+        super().__init__(config, CALIBRATION, 0)
+        self.store = OffByOneStore(config.capacity)
+
+
+def test_the_engine_finds_and_shrinks_a_planted_racp_miscount():
+    target = TransmitterTarget(make_transmitter=MiscountingTransmitter)
+    report = engine.campaign(target, 2_000, seed=7)  # the smoke campaign's size and seed
+    (found,) = report.failures
+    assert found["failure"]["signature"] == "invariant:racp-count"
+    *setup, (kind, uuid, value) = found["actions"]
+    assert [action[0] for action in setup] == ["connect", "subscribe"]  # RACP indications on
+    request = racp.decode(bytes.fromhex(value[4:]))
+    assert (kind, uuid) == ("write", gatt.RACP.uuid)
+    assert request.opcode == RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS
+    assert request.operator == RacpOperator.WITHIN_RANGE_OF
+    assert engine.replay(TransmitterTarget(), found) is None  # the project's transmitter is fine
 
 
 def test_engine_campaigns_are_deterministic_by_seed():
