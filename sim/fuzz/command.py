@@ -1,6 +1,7 @@
-"""``cgmsim fuzz``: a fuzz campaign against the decoders or a firmware core, or the replay of
-a saved reproducer. Exit 0: nothing found (or the reproducer no longer fails); 1: failures
-found (or the reproducer still fails); 2: bad input."""
+"""``cgmsim fuzz``: a fuzz campaign against the decoders or a firmware core, over the memory
+link or bumble's in-process BLE link, or the replay of a saved reproducer. Exit 0: nothing
+found (or the reproducer no longer fails); 1: failures found (or the reproducer still fails);
+2: bad input."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import click
 
 from sim.fuzz import engine
-from sim.fuzz.targets import TARGETS, make_target
+from sim.fuzz.targets import LINKS, TARGETS, make_target
 
 
 def _bad(message: str) -> None:
@@ -28,7 +29,9 @@ def _bad(message: str) -> None:
     type=click.Choice(["memory", "ble"]),
     default="memory",
     show_default=True,
-    help="How the cores are connected (ble: not yet).",
+    help="memory: the cores directly (fast); ble: over bumble's in-process BLE link on a "
+    "virtual clock, a paired rogue client against the transmitter's GATT server or a "
+    "rogue GATT server against the receiver (hundreds of iterations per second).",
 )
 @click.option("--iterations", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -54,8 +57,6 @@ def command(
 ) -> None:
     """Fuzz the CGMS decoders, the transmitter or the receiver with generated and mutated
     frames; every failure is shrunk to a minimal reproducer."""
-    if link == "ble":
-        _bad("--link ble is not yet supported; use --link memory")
     if replay is not None:
         _replay(replay, target, as_json)
         return
@@ -63,15 +64,18 @@ def command(
         _bad("give --target decoder|transmitter|receiver, or --replay FILE")
     if target not in TARGETS:
         _bad(f"--target {target!r} is not one of {', '.join(TARGETS)}")
+    if target not in LINKS[link]:
+        _bad(f"--link {link} fuzzes {' and '.join(LINKS[link])}, not {target}")
     started = time.perf_counter()
-    fuzzed = make_target(target)
+    fuzzed = make_target(target, link)
     setup = time.perf_counter() - started
     report = engine.campaign(fuzzed, iterations, seed, corpus, setup_seconds=setup)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         click.echo(
-            f"{report.target}: {report.iterations:,} iterations, {report.crashes} crashes, "
+            f"{report.target} ({report.link}): {report.iterations:,} iterations, "
+            f"{report.crashes} crashes, "
             f"{report.hangs} hangs, {report.invariant_failures} invariant failures, "
             f"{report.unique_failures} unique, {report.iterations_per_second:,.0f}/s "
             f"(seed {seed})"
@@ -90,15 +94,16 @@ def _replay(path: pathlib.Path, target: str | None, as_json: bool) -> None:
         entry = engine.load(path)
     except ValueError as error:
         _bad(str(error))
-    name = entry.get("target")
-    if name not in TARGETS:
-        _bad(f"{path}: unknown target {name!r}")
+    name, link = entry.get("target"), entry.get("link", "memory")
+    if link not in LINKS or name not in LINKS[link]:
+        _bad(f"{path}: unknown target {name!r} over link {link!r}")
     if target is not None and target != name:
         _bad(f"{path} is a {name} reproducer, not {target}")
-    failure = engine.replay(make_target(name), entry)
+    failure = engine.replay(make_target(name, link), entry)
     result: dict[str, Any] = {
         "replayed": str(path),
         "target": name,
+        "link": link,
         "seed": entry.get("seed"),
         "fails": failure is not None,
         "failure": None

@@ -115,6 +115,7 @@ def run_episode(
 class Report:
     target: str
     seed: int
+    link: str = "memory"
     iterations: int = 0
     crashes: int = 0
     hangs: int = 0
@@ -153,7 +154,8 @@ def campaign(
     """Fuzz ``target`` for about ``iterations`` inputs. Each episode draws its own seed from
     ``seed`` (the reproducer keeps it); each new failure is shrunk and, with ``corpus``, saved
     there as ``<target>-<signature hash>.json``."""
-    report = Report(target.name, seed, setup_seconds=round(setup_seconds, 3))
+    link = getattr(target, "link", "memory")
+    report = Report(target.name, seed, link, setup_seconds=round(setup_seconds, 3))
     master = random.Random(seed)
     seen: set[str] = set()
     episode = 0
@@ -177,7 +179,7 @@ def campaign(
         started = time.perf_counter()
         small = shrink(target, actions[: failure.index + 1], failure, shrink_budget, hang_seconds)
         report.shrink_seconds += time.perf_counter() - started
-        entry = reproducer(target.name, seed, episode_seed, failure, small)
+        entry = reproducer(target.name, seed, episode_seed, failure, small, link)
         if corpus is not None:
             entry["path"] = str(save(corpus, entry))
         report.failures.append(entry)
@@ -297,12 +299,18 @@ def _shrink_bytes(data: bytes, fails_as_is: Callable[[bytes], bool]) -> bytes:
 
 
 def reproducer(
-    target: str, seed: int, episode_seed: int, failure: Failure, actions: list[Action]
+    target: str,
+    seed: int,
+    episode_seed: int,
+    failure: Failure,
+    actions: list[Action],
+    link: str = "memory",
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
         "target": target,
+        "link": link,
         "seed": seed,
         "episode_seed": episode_seed,
         "failure": {
@@ -317,7 +325,9 @@ def reproducer(
 def save(corpus: pathlib.Path, entry: dict[str, Any]) -> pathlib.Path:
     corpus.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(entry["failure"]["signature"].encode()).hexdigest()[:12]
-    path = corpus / f"{entry['target']}-{digest}.json"
+    link = entry.get("link", "memory")
+    name = entry["target"] if link == "memory" else f"{entry['target']}-{link}"
+    path = corpus / f"{name}-{digest}.json"
     payload = {key: value for key, value in entry.items() if key != "path"}
     path.write_text(json.dumps(payload, indent=1) + "\n")
     return path

@@ -1,18 +1,32 @@
-"""The fuzz targets by name (``cgmsim fuzz --target``)."""
+"""The fuzz targets by name (``cgmsim fuzz --target``) and link (``--link``)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sim.fuzz.decoder import DecoderTarget
 from sim.fuzz.engine import Target
 from sim.fuzz.receiver import ReceiverTarget
 from sim.fuzz.transmitter import TransmitterTarget
 
-TARGETS = {
+TARGETS: dict[str, Callable[[], Target]] = {
     "decoder": DecoderTarget,
     "transmitter": TransmitterTarget,
     "receiver": ReceiverTarget,
 }
 
 
-def make_target(name: str) -> Target:
-    return TARGETS[name]()
+def _ble_transmitter() -> Target:
+    from sim.fuzz.ble_transmitter import BleTransmitterTarget  # bumble: only when asked
+
+    return BleTransmitterTarget()
+
+
+BLE_TARGETS: dict[str, Callable[[], Target]] = {
+    "transmitter": _ble_transmitter,
+}
+LINKS = {"memory": TARGETS, "ble": BLE_TARGETS}
+
+
+def make_target(name: str, link: str = "memory") -> Target:
+    return LINKS[link][name]()

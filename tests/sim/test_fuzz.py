@@ -195,7 +195,7 @@ def test_the_findings_stay_fixed(finding):
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--target", "transmitter", "--link", "ble"], "not yet"),
+        (["--target", "decoder", "--link", "ble"], "--link ble fuzzes"),
         (["--target", "decoder", "--iterations", "0"], "--iterations"),
         (["--target", "firmware"], "--target"),
         ([], "--target"),
