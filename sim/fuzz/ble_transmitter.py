@@ -26,10 +26,11 @@ Invariants after every action:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bumble import att
@@ -73,9 +74,24 @@ def _fail(name: str, message: str) -> InvariantViolated:
     return InvariantViolated(name, message)
 
 
-def witness(core: Transmitter, escaped: list[BaseException]) -> Transmitter:
-    """Note the first exception out of the core's inputs (bumble would turn it into an ATT
-    error or a log line) and raise it on; the core is otherwise untouched."""
+@contextlib.contextmanager
+def quiet_links() -> Iterator[None]:
+    """bumble's and the adapters' warnings (indications unconfirmed, links lost) are the
+    fuzzer's doing, not findings: kept off stderr during an episode."""
+    loggers = [logging.getLogger(name) for name in ("bumble", "sim.links")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def witness(core: Any, names: tuple[str, ...], escaped: list[BaseException]) -> None:
+    """Note the first exception out of these methods of a core (bumble or the adapter would
+    turn it into an ATT error or a log line) and raise it on; the core is otherwise untouched."""
 
     def watched(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -88,9 +104,8 @@ def witness(core: Transmitter, escaped: list[BaseException]) -> Transmitter:
 
         return call
 
-    for name in ("receive", "sample", "handle_timer"):
+    for name in names:
         setattr(core, name, watched(getattr(core, name)))
-    return core
 
 
 class BleTransmitterTarget(TransmitterTarget):
@@ -130,13 +145,15 @@ class BleTransmitterTarget(TransmitterTarget):
         core = self.make_transmitter(TransmitterConfig(self.profile, e2e_crc=e2e))
         for now in range(SAMPLE_MS, START_MS, SAMPLE_MS):
             core.sample(SensorSample(corpus.counts_at(now)), now)
-        return run_virtual(_BleRun(core, e2e).play(actions), start=START_MS / 1000)
+        with quiet_links():
+            return run_virtual(_BleRun(core, e2e).play(actions), start=START_MS / 1000)
 
 
 class _BleRun:
     def __init__(self, core: Transmitter, e2e: bool) -> None:
         self.escaped: list[BaseException] = []
-        self.core = witness(core, self.escaped)
+        witness(core, ("receive", "sample", "handle_timer"), self.escaped)
+        self.core = core
         self.e2e = e2e
         self.problems: list[BaseException] = []  # found in callbacks, raised after the action
         self.owed: dict[int, list[tuple[int, int | None]]] = {RACP: [], SOCP: []}

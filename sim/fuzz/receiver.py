@@ -196,18 +196,7 @@ class _Run:
         self.link.connect(0)
 
     def _event(self, event: object) -> None:
-        if not isinstance(event, ReadingShown):
-            return
-        offset = event.time_offset
-        shown = self.shown.setdefault(self.rx.session_start_ms, set())
-        if offset in shown:
-            raise InvariantViolated("no-duplicate", f"offset {offset} shown twice")
-        shown.add(offset)
-        taken_ms = offset * MINUTE_MS
-        if not self.profile.warmup_ms <= taken_ms < self.profile.end_ms:
-            raise InvariantViolated("in-session", f"offset {offset} is outside the session")
-        if not math.isfinite(event.glucose_mgdl):
-            raise InvariantViolated("in-session", f"glucose {event.glucose_mgdl} shown")
+        check_shown(event, self.shown, self.rx, self.profile)
 
     def apply(self, action: Action) -> None:
         kind, link, now = action[0], self.link, self.now
@@ -265,6 +254,25 @@ class _Run:
         if not link.up:
             link.connect(now)  # the receiver reconnects when the sensor is back in range
             self._pump()
+
+
+def check_shown(
+    event: object, shown: dict[int | None, set[int]], rx: Receiver, profile: DeviceProfile
+) -> None:
+    """A reading shown once per session (``shown``: offsets by session start), in session,
+    with a finite glucose."""
+    if not isinstance(event, ReadingShown):
+        return
+    offset = event.time_offset
+    session = shown.setdefault(rx.session_start_ms, set())
+    if offset in session:
+        raise InvariantViolated("no-duplicate", f"offset {offset} shown twice")
+    session.add(offset)
+    taken_ms = offset * MINUTE_MS
+    if not profile.warmup_ms <= taken_ms < profile.end_ms:
+        raise InvariantViolated("in-session", f"offset {offset} is outside the session")
+    if not math.isfinite(event.glucose_mgdl):
+        raise InvariantViolated("in-session", f"glucose {event.glucose_mgdl} shown")
 
 
 def check_written(uuid: int, value: bytes, e2e: bool) -> None:

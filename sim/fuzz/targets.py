@@ -22,8 +22,15 @@ def _ble_transmitter() -> Target:
     return BleTransmitterTarget()
 
 
+def _ble_receiver() -> Target:
+    from sim.fuzz.ble_receiver import BleReceiverTarget
+
+    return BleReceiverTarget()
+
+
 BLE_TARGETS: dict[str, Callable[[], Target]] = {
     "transmitter": _ble_transmitter,
+    "receiver": _ble_receiver,
 }
 LINKS = {"memory": TARGETS, "ble": BLE_TARGETS}
 

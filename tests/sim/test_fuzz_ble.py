@@ -10,14 +10,15 @@ from click.testing import CliRunner
 
 from protocol.cgms import gatt
 from sim.fuzz import engine
+from sim.fuzz.ble_receiver import BleReceiverTarget
 from sim.fuzz.ble_transmitter import BleTransmitterTarget
 from sim.fuzz.command import command
 from sim.fuzz.targets import make_target
 
-from .test_fuzz import MiscountingTransmitter
+from .test_fuzz import MiscountingTransmitter, WarmupShowingReceiver
 
 CORPUS = pathlib.Path(__file__).resolve().parent.parent / "fuzz_corpus"
-SMOKE = {"transmitter": 200}
+SMOKE = {"transmitter": 200, "receiver": 150}
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))
@@ -36,6 +37,15 @@ def test_a_planted_miscount_is_found_through_the_gatt_server():
     kind, uuid, _ = found["actions"][-1]
     assert (kind, uuid) == ("write", gatt.RACP.uuid)
     assert engine.replay(BleTransmitterTarget(), found) is None  # the project's is fine
+
+
+def test_a_receiver_defect_is_found_through_a_rogue_sensor():
+    target = BleReceiverTarget(make_receiver=WarmupShowingReceiver)
+    report = engine.campaign(target, 100, seed=4, episode_length=50, shrink_budget=10)
+    signatures = {f["failure"]["signature"]: f for f in report.failures}
+    found = signatures["invariant:in-session"]
+    assert found["link"] == "ble"
+    assert engine.replay(BleReceiverTarget(), found) is None  # the project's receiver is fine
 
 
 def test_json_summary_over_ble(tmp_path):
