@@ -362,12 +362,27 @@ class BleTransmitter:
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
         connection.on(connection.EVENT_CONNECTION_ATT_MTU_UPDATE, self._on_mtu)
         connection.on(connection.EVENT_PAIRING, self._on_pairing)
+        connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, self._on_encryption)
         self._feed(Connected(connection.att_mtu))
         self._sender = asyncio.ensure_future(self._send_loop(connection))
 
     def _on_mtu(self) -> None:
         if self.connection is not None:
             self._feed(MtuChanged(self.connection.att_mtu))
+
+    def _on_encryption(self) -> None:
+        """A bonded collector's subscriptions outlive the link (Core Vol 3 Part G 3.3.3.3): the
+        core keeps them, bumble's server forgets them on disconnection. Once the new link is
+        encrypted (not before: notifications would leave in clear), tell bumble again, or what
+        the core sends on them would be dropped unsent."""
+        connection = self.connection
+        if connection is None or not connection.is_encrypted or self._mitm_failed:
+            return
+        server = self.device.gatt_server
+        for uuid, (notify, indicate) in self.core.subscriptions.items():
+            characteristic = self.characteristics.get(uuid)
+            if characteristic is not None and (notify or indicate):
+                server.write_cccd(connection, characteristic, bytes([notify | indicate << 1, 0]))
 
     def _on_pairing(self, keys: PairingKeys) -> None:
         if not mitm_protected(keys) and self.connection is not None:

@@ -36,6 +36,7 @@ from sim.links.ble import (
     receiver_pairing,
     uuid16,
 )
+from sim.links.ble_receiver import bonding_pairing
 
 T = TypeVar("T")
 PASSKEY = 123_456
@@ -119,12 +120,13 @@ def run(test: Callable[[Rig], Awaitable[None]]) -> None:
         connection = await asyncio.wait_for(rx_device.connect(tx_device.random_address), TIMEOUT_S)
         peer = Peer(connection)
         await asyncio.wait_for(peer.discover_all(), TIMEOUT_S)
+        rig = Rig(server, rx_device, connection, peer, clock)
         try:
-            await test(Rig(server, rx_device, connection, peer, clock))
+            await test(rig)
         finally:
             await server.stop()
-            if connection.handle in rx_device.connections:
-                await asyncio.wait_for(connection.disconnect(), TIMEOUT_S)
+            if rx_device.connections.get(rig.connection.handle) is rig.connection:
+                await asyncio.wait_for(rig.connection.disconnect(), TIMEOUT_S)
 
     asyncio.run(main())
 
@@ -241,5 +243,46 @@ def test_just_works_pairing_is_refused() -> None:
         keystore = rig.server.device.keystore
         assert keystore is not None
         assert await keystore.get_all() == []  # no Just Works key to re-encrypt with later
+
+    run(body)
+
+
+def test_a_bonded_collectors_subscription_resumes_only_once_the_new_link_is_encrypted() -> None:
+    """The core keeps a bonded collector's subscriptions across links (bumble's server forgets
+    them): they apply again after re-encryption with the bond, and not before — a reconnected
+    link that is not yet encrypted receives no reading."""
+
+    async def body(rig: Rig) -> None:
+        rig.client.pairing_config_factory = lambda connection: bonding_pairing(PASSKEY)
+        await asyncio.wait_for(rig.connection.pair(), TIMEOUT_S)
+        first = await rig.subscribe(gatt.MEASUREMENT.uuid)
+        rig.clock[0] = AFTER_WARMUP_MS
+        rig.server.sample(SensorSample(counts(120)))
+        await rig.barrier()
+        assert measurement.decode(first.get_nowait(), None)[0].glucose == 120.0
+
+        await asyncio.wait_for(rig.connection.disconnect(), TIMEOUT_S)
+        await asyncio.sleep(0.1)  # the transmitter advertises again
+        server_address = rig.server.device.random_address
+        connection = await asyncio.wait_for(rig.client.connect(server_address), TIMEOUT_S)
+        peer = Peer(connection)
+        await asyncio.wait_for(peer.discover_all(), TIMEOUT_S)
+        rig.connection, rig.peer = connection, peer
+        handle = rig.char(gatt.MEASUREMENT.uuid).handle
+        heard: list[bytes] = []  # listening without writing the CCCD again
+        peer.gatt_client.notification_subscribers.setdefault(handle, set()).add(
+            lambda value: heard.append(bytes(value))
+        )
+        rig.clock[0] += 5 * MINUTE_MS
+        rig.server.sample(SensorSample(counts(130)))
+        await rig.barrier()
+        assert heard == []  # not encrypted yet: nothing in clear
+
+        await asyncio.wait_for(connection.encrypt(), TIMEOUT_S)
+        await asyncio.sleep(0.05)
+        rig.clock[0] += 5 * MINUTE_MS
+        rig.server.sample(SensorSample(counts(140)))
+        await rig.barrier()
+        assert [measurement.decode(v, None)[0].glucose for v in heard] == [140.0]
 
     run(body)
