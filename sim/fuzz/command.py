@@ -45,6 +45,13 @@ def _bad(message: str) -> None:
     type=click.Path(dir_okay=False, path_type=pathlib.Path),
     help="Run a saved reproducer again instead of a campaign.",
 )
+@click.option(
+    "--atheris",
+    "coverage_guided",
+    is_flag=True,
+    help="Coverage-guided (libFuzzer through atheris: pip install 'cgmsim[atheris]'), for long "
+    "campaigns; libFuzzer prints its statistics and exits at the first failure.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
 def command(
     target: str | None,
@@ -53,6 +60,7 @@ def command(
     seed: int,
     corpus: pathlib.Path | None,
     replay: pathlib.Path | None,
+    coverage_guided: bool,
     as_json: bool,
 ) -> None:
     """Fuzz the CGMS decoders, the transmitter or the receiver with generated and mutated
@@ -66,9 +74,18 @@ def command(
         _bad(f"--target {target!r} is not one of {', '.join(TARGETS)}")
     if target not in LINKS[link]:
         _bad(f"--link {link} fuzzes {' and '.join(LINKS[link])}, not {target}")
+    if coverage_guided and as_json:
+        _bad("--atheris prints libFuzzer's statistics, not --json")
     started = time.perf_counter()
     fuzzed = make_target(target, link)
     setup = time.perf_counter() - started
+    if coverage_guided:
+        from sim.fuzz import coverage
+
+        try:
+            coverage.run(fuzzed, iterations, seed, corpus)  # libFuzzer exits the process
+        except RuntimeError as error:
+            _bad(str(error))
     report = engine.campaign(fuzzed, iterations, seed, corpus, setup_seconds=setup)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))

@@ -300,8 +300,8 @@ def _shrink_bytes(data: bytes, fails_as_is: Callable[[bytes], bool]) -> bytes:
 
 def reproducer(
     target: str,
-    seed: int,
-    episode_seed: int,
+    seed: int | None,  # None: from a coverage-guided campaign, which has no episode seeds
+    episode_seed: int | None,
     failure: Failure,
     actions: list[Action],
     link: str = "memory",
