@@ -5,11 +5,9 @@ Exit codes: 0 success, 1 a requested check failed, 2 bad input or usage (one lin
 
 from __future__ import annotations
 
-import contextlib
 import json
 import pathlib
 import sys
-from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import click
@@ -19,6 +17,7 @@ from protocol.errors import ProtocolError
 from sim.fuzz.command import command as fuzz_command
 from sim.hil_commands import receiver_command, transmitter_command
 from sim.population.command import command as population_command
+from sim.progress import progress_bar
 from sim.recording.command import command as replay_command
 from sim.rundir.commands import export_command, report_command
 
@@ -52,20 +51,6 @@ def _compose(*decorators: Any) -> Any:
         return function
 
     return apply
-
-
-@contextlib.contextmanager
-def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on a terminal (stderr), nothing otherwise: ``advance(done, total)``."""
-    if not sys.stderr.isatty():
-        yield lambda done, total: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(what, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _fail(message: str) -> NoReturn:
@@ -196,7 +181,7 @@ def accuracy_command(
 
     source = _reference(scenario, trace)
     model = models.SENSOR_MODELS[profile]
-    with _progress(f"{sensors} {profile} sensors") as advance:
+    with progress_bar(f"{sensors} {profile} sensors") as advance:
         result = run_study(
             PROFILES[profile],
             models.ideal(model) if ideal_sensor else model,
@@ -338,7 +323,7 @@ def simulate(
         raise click.ClickException(f"cannot write to {out}: {error.strerror}") from None
     started = time.perf_counter()
     try:
-        with _progress(f"{profile} session over the {link} link") as advance:
+        with progress_bar(f"{profile} session over the {link} link") as advance:
             if link == "ble":
                 from sim.ble_world import run_ble
 

@@ -3,16 +3,15 @@ session on the memory link, on Dask. Exit 0: done; 2: bad input (one line on std
 
 from __future__ import annotations
 
-import contextlib
 import json
 import pathlib
 import sys
-from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import click
 
 from sim.population.names import COHORTS, JSON_NAME, PNG_NAME
+from sim.progress import progress_bar
 
 # 10 days, the labelled sensor life (grace left out). A 10-day session costs about 6.5 CPU-s
 # (measured: 200 sessions, 2 workers, 28 min wall on a 2-core machine shared with other jobs,
@@ -37,20 +36,6 @@ class _OneLineErrors(click.Command):
             sys.exit(done.exit_code)
         except click.ClickException as error:
             _bad(error.format_message())
-
-
-@contextlib.contextmanager
-def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on a terminal (stderr), nothing otherwise (as ``sim.cli``)."""
-    if not sys.stderr.isatty():
-        yield lambda done, total: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(what, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @click.command("population", cls=_OneLineErrors)
@@ -124,7 +109,7 @@ def command(
         scheduler=scheduler,
     )
     try:
-        with _progress(f"{patients} patient sessions") as advance:
+        with progress_bar(f"{patients} patient sessions") as advance:
             data = run_study(
                 patients,
                 days=days,
