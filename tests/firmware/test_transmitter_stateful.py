@@ -2,6 +2,8 @@
 RACP reports, counts and deletions, SOCP start/stop and alert levels, Session Start Time
 writes, CCCDs, connections and time passing, with valid and structure-aware invalid frames."""
 
+import datetime
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -22,28 +24,13 @@ from firmware.profiles import G7, MINUTE_MS
 from firmware.transmitter.algorithm import FactoryCalibration
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import attributes, gatt, measurement, racp, socp, strategies
-from protocol.cgms.racp import RacpOpcode, RacpOperator, RacpResponseCode
+from protocol.cgms.racp import RacpOpcode, RacpResponseCode
 from protocol.cgms.socp import SocpOpcode, SocpResponseCode
+from sim.fuzz.transmitter import select  # RACP's selection, written from the spec's table
 
 CAL = FactoryCalibration(770.0, 25_700.0)
 SAMPLE_MS = 5 * MINUTE_MS
 MEASUREMENT, RACP, SOCP = gatt.MEASUREMENT.uuid, gatt.RACP.uuid, gatt.SOCP.uuid
-
-
-def select(offsets: list[int], operator: int, operand) -> list[int]:
-    """RACP's selection by time offset, written from the spec's table (CGMS §3.6.2)."""
-    if operator == RacpOperator.ALL_RECORDS:
-        return list(offsets)
-    if operator == RacpOperator.FIRST_RECORD:
-        return offsets[:1]
-    if operator == RacpOperator.LAST_RECORD:
-        return offsets[-1:]
-    if operator == RacpOperator.LESS_THAN_OR_EQUAL_TO:
-        return [t for t in offsets if t <= operand]
-    if operator == RacpOperator.GREATER_THAN_OR_EQUAL_TO:
-        return [t for t in offsets if t >= operand]
-    low, high = operand
-    return [t for t in offsets if low <= t <= high]
 
 
 class TransmitterMachine(RuleBasedStateMachine):
@@ -201,7 +188,14 @@ class TransmitterMachine(RuleBasedStateMachine):
     @rule(start=strategies.session_start_times())
     def write_start_time(self, start):
         value = attributes.SESSION_START_TIME_CODEC.encode(start)
-        assert self.write(gatt.SESSION_START_TIME.uuid, value).error is None
+        answer = self.write(gatt.SESSION_START_TIME.uuid, value).error
+        # stored minus the time offset: a start before 1582 (the Date Time year's first) is
+        # refused as Out of Range
+        before_1582 = False
+        if start.year and start.month and start.day and self.tx.session is not None:
+            offset = datetime.timedelta(minutes=self.tx.session.time_offset(self.now))
+            before_1582 = (start.to_datetime() - offset).year < 1582
+        assert answer == (AttError.OUT_OF_RANGE if before_1582 else None)
         assert self.indications == [] and self.notified == []
 
     @invariant()
