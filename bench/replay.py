@@ -11,21 +11,12 @@ from __future__ import annotations
 
 import pathlib
 import tempfile
-import time
 
+from bench.transmitter import best
 from firmware.profiles import MINUTE_MS
 from sim import world
 from sim.recording import fileformat
 from sim.recording.replay import replay
-
-
-def best(function, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -36,8 +27,8 @@ def main() -> None:
         result = replay(path)
         assert result.divergence is None, result.divergence
         inputs = sum(result.inputs.values())
-        replay_seconds = best(lambda: replay(path))
-        read_seconds = best(lambda: fileformat.read(path))
+        replay_seconds = best(lambda: replay(path), repeat=3)
+        read_seconds = best(lambda: fileformat.read(path), repeat=3)
     simulated = result.end_ms / MINUTE_MS / 1440
     print(f"{'replay, 10.5-day G7 recording':34} {'wall s':>9} {'inputs/s':>12} {'vs read':>10}")
     print(

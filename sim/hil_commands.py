@@ -89,6 +89,15 @@ _common = [
 ]
 
 
+_record_option = click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    metavar="FILE",
+    help="Write the firmware core's inputs and outputs to FILE, for cgmsim replay.",
+)
+
+
 def _with_common(function: Any) -> Any:
     for decorator in reversed(_common):
         function = decorator(function)
@@ -104,13 +113,7 @@ def _with_common(function: Any) -> Any:
 )
 @click.option("--ideal-sensor", is_flag=True, help="The sensor reports the reference exactly.")
 @click.option("--address", default=TRANSMITTER_ADDRESS, show_default=True)
-@click.option(
-    "--record",
-    type=click.Path(dir_okay=False, path_type=pathlib.Path),
-    default=None,
-    metavar="FILE",
-    help="Write the firmware core's inputs and outputs to FILE, for cgmsim replay.",
-)
+@_record_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
 def transmitter_command(
     transport: str,
@@ -193,13 +196,7 @@ def transmitter_command(
     default=pathlib.Path("out/receiver"),
     show_default=True,
 )
-@click.option(
-    "--record",
-    type=click.Path(dir_okay=False, path_type=pathlib.Path),
-    default=None,
-    metavar="FILE",
-    help="Write the firmware core's inputs and outputs to FILE, for cgmsim replay.",
-)
+@_record_option
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json at the end.")
 def receiver_command(
     transport: str | None,
