@@ -15,7 +15,7 @@ BENCH_REQS  := simglucose==0.2.11 setuptools<81
 BENCH_STAMP := $(BENCH_VENV)/.installed
 PEER_DAYS   ?= 1.5
 
-.PHONY: run test bench fuzz lint format clean
+.PHONY: run test check test-deps bench fuzz lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/cgmsim simulate
 
-test: $(STAMP)
+# What the tests need outside the venv (Debian's tshark): installed when missing and the machine
+# can (root with apt); otherwise its tests are skipped with a line saying what to install.
+test-deps:
+	@scripts/install-test-deps
+
+# The whole suite (about 4 min on 2 cores).
+test: $(STAMP) test-deps
 	$(PY) -m pytest
+
+# The inner loop (under a minute): everything but the tests marked slow (multi-process runs,
+# kill/resume, whole sessions over the BLE stack, long fuzzing campaigns).
+check: $(STAMP) test-deps
+	$(PY) -m pytest -m "not slow"
 
 $(BENCH_STAMP): Makefile
 	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)

@@ -37,14 +37,34 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "hardware(peer=False): runs only against real controllers (--hci-transport)"
     )
+    config.addinivalue_line(
+        "markers", "tshark: needs Debian's tshark (skipped without it, except under CI)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "slow: multi-process, kill/resume, whole-session or long-campaign test; `make check` "
+        "leaves it out, `make test` runs it",
+    )
+
+
+def pytest_report_header(config):
+    from tests.support import tshark
+
+    if tshark.skipped():
+        return f"SKIPPING the tshark tests: {tshark.HINT}"
+    return None
 
 
 def pytest_collection_modifyitems(config, items):
     import pytest
 
+    from tests.support import tshark
+
     transport = config.getoption("--hci-transport")
     peer = config.getoption("--hci-peer-transport")
     for item in items:
+        if tshark.skipped() and item.get_closest_marker("tshark") is not None:
+            item.add_marker(pytest.mark.skip(reason=tshark.HINT))
         marker = item.get_closest_marker("hardware")
         if marker is None:
             continue

@@ -23,7 +23,6 @@ from __future__ import annotations
 import binascii
 import json
 import pathlib
-import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,18 +37,15 @@ from protocol.cgms.measurement import MeasurementRecord
 from protocol.cgms.racp import RacpOpcode, RacpOperator, RacpResponseCode
 from protocol.cgms.socp import CalibrationRecord, SocpFrame, SocpOpcode
 from protocol.sfloat import SFloatSpecial
+from tests.support import tshark
 from tests.support.gatt_capture import CaptureScript, write_capture
+
+pytestmark = pytest.mark.tshark
 
 READ_RESPONSE, WRITE_REQUEST, NOTIFICATION, INDICATION = 0x0B, 0x12, 0x1B, 0x1D
 # Wireshark 4.0 flags every CGM Measurement size byte >= 6 (its check is inverted: it means < 6),
 # so this warning is noise on valid records; any other expert message fails the test.
 BOGUS_SIZE_WARNING = "Size too small (6 or geater)"
-INSTALL_HINT = (
-    "tshark is not installed, and the interoperability test needs it. Install it "
-    "non-interactively (as .ci/run does): echo 'wireshark-common "
-    "wireshark-common/install-setuid boolean false' | debconf-set-selections && "
-    "DEBIAN_FRONTEND=noninteractive apt-get install -y tshark"
-)
 
 
 @dataclass(frozen=True)
@@ -358,8 +354,7 @@ def _dissect(capture: pathlib.Path) -> list[Dissected]:
 
 @pytest.fixture(scope="module")
 def dissected(tmp_path_factory) -> list[Dissected]:
-    if shutil.which("tshark") is None:
-        pytest.fail(INSTALL_HINT, pytrace=False)
+    tshark.require()
     capture = tmp_path_factory.mktemp("tshark") / "cgms.btsnoop"
     write_capture(capture, _script())
     return _dissect(capture)
@@ -543,8 +538,7 @@ COMPARE: dict[str, Callable[[Frame, Dissected], tuple[dict[str, Any], dict[str, 
 
 
 def test_tshark_is_installed():
-    if shutil.which("tshark") is None:
-        pytest.fail(INSTALL_HINT, pytrace=False)
+    tshark.require()
 
 
 def test_tshark_saw_exactly_the_frames_we_sent(dissected):

@@ -79,6 +79,7 @@ def test_a_worse_lab_makes_a_worse_score():
     assert noisy.accuracy.mard > good.accuracy.mard + 1.0
 
 
+@pytest.mark.slow
 def test_cli_json_has_the_contract_keys():
     cgmsim = pathlib.Path(sys.executable).parent / "cgmsim"
     done = subprocess.run(
@@ -106,6 +107,7 @@ def test_cli_json_has_the_contract_keys():
     assert set(value["clarke"]) == set(value["parkes"]) == set("ABCDE")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["--profile", "g5"], ["--sensors", "0"], ["--scenario", "nope"]])
 def test_cli_rejects_bad_options(args):
     cgmsim = pathlib.Path(sys.executable).parent / "cgmsim"
@@ -124,6 +126,7 @@ def test_every_scenario_can_be_scored():
         assert result.accuracy.pairs > 0, name
 
 
+@pytest.mark.slow
 def test_cli_scores_a_recorded_trace(tmp_path):
     trace = tmp_path / "day.csv"
     rows = ["time_offset_min,glucose_mgdl"]
@@ -153,6 +156,7 @@ def test_cli_scores_a_recorded_trace(tmp_path):
     assert 0 < value["pairs"] <= 10 * 64
 
 
+@pytest.mark.slow
 def test_cli_reports_a_bad_trace_in_one_line(tmp_path):
     trace = tmp_path / "bad.csv"
     trace.write_text("time_offset_min,glucose_mgdl\n0,120\n5,abc\n")
@@ -166,6 +170,7 @@ def test_cli_reports_a_bad_trace_in_one_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "label"),
     [

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import pathlib
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,6 +24,9 @@ import pytest
 from protocol.cgms import gatt, measurement
 from sim.ble_world import run_ble
 from sim.world import Faults, SimulationConfig, SimulationResult
+from tests.support import tshark
+
+pytestmark = pytest.mark.tshark
 
 # g7 with sensor noise; 20 % of notifications lost on the air, and out of range for an hour
 # (reconnect, re-encrypt, backfill over RACP)
@@ -32,12 +34,6 @@ FAULTY_DAY = SimulationConfig(days=1, faults=Faults(loss=0.2, outages_min=((600.
 NOTIFICATION = 0x1B
 SMP_PAIRING_REQUEST, SMP_PAIRING_RESPONSE = 0x01, 0x02
 HCI_ENCRYPTION_CHANGE = 0x08
-INSTALL_HINT = (
-    "tshark is not installed, and the capture cross-check needs it. Install it "
-    "non-interactively (as .ci/run does): echo 'wireshark-common "
-    "wireshark-common/install-setuid boolean false' | debconf-set-selections && "
-    "DEBIAN_FRONTEND=noninteractive apt-get install -y tshark"
-)
 
 
 @dataclass(frozen=True)
@@ -49,8 +45,7 @@ class Notification:
 
 
 def _tshark(capture: pathlib.Path, display_filter: str, *args: str) -> str:
-    if shutil.which("tshark") is None:
-        pytest.fail(INSTALL_HINT, pytrace=False)
+    tshark.require()
     result = subprocess.run(
         ["tshark", "-n", "-r", str(capture), "-Y", display_filter, *args],
         capture_output=True,
@@ -165,6 +160,7 @@ def test_capture_of_a_session_with_faults_matches_what_the_receiver_stored(tmp_p
     assert _secured_before_att(capture) == (1, 2)
 
 
+@pytest.mark.slow
 def test_cli_capture_matches_readings_csv(tmp_path):
     cgmsim = pathlib.Path(sys.executable).parent / "cgmsim"
     capture = tmp_path / "cli.btsnoop"

@@ -77,6 +77,7 @@ def test_link_drop_mid_run_reconnects_reencrypts_and_backfills(memory: Simulatio
     assert _displayed(result) == _displayed(memory)
 
 
+@pytest.mark.slow
 def test_cli_simulates_over_ble(tmp_path):
     import json
     import pathlib

@@ -60,6 +60,7 @@ RECORD_KEYS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "uuid", "wire", "flags"), FRAMES)
 def test_decode_then_encode_round_trips(name, uuid, wire, flags):
     decoded = run("decode", name, wire, *flags)
@@ -77,6 +78,7 @@ def test_decode_then_encode_round_trips(name, uuid, wire, flags):
     assert encoded.stdout.strip() == wire.lower()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -110,6 +112,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_help_exits_0():
     result = run("decode", "--help")
     assert result.returncode == 0

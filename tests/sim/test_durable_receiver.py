@@ -15,11 +15,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from firmware.profiles import MINUTE_MS
 
 CGMSIM = Path(sys.executable).parent / "cgmsim"
 SESSION = "g7-1"
 POLL_TIMEOUT_S = 60
+
+pytestmark = pytest.mark.slow  # separate processes, SIGKILLed and resumed
 
 
 def command(out: Path, *extra: str) -> list[str]:

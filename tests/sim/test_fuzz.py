@@ -27,6 +27,7 @@ CORPUS = pathlib.Path(__file__).resolve().parent.parent / "fuzz_corpus"
 SMOKE = {"decoder": 20_000, "transmitter": 2_000, "receiver": 1_500}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_smoke_campaign_finds_nothing(name):
     report = engine.campaign(make_target(name), SMOKE[name], seed=7)

@@ -21,6 +21,7 @@ CORPUS = pathlib.Path(__file__).resolve().parent.parent / "fuzz_corpus"
 SMOKE = {"transmitter": 200, "receiver": 150}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_ble_smoke_campaign_finds_nothing(name):
     report = engine.campaign(make_target(name, "ble"), SMOKE[name], seed=7, episode_length=50)
@@ -28,6 +29,7 @@ def test_ble_smoke_campaign_finds_nothing(name):
     assert report.failures == [], report.failures
 
 
+@pytest.mark.slow
 def test_a_planted_miscount_is_found_through_the_gatt_server():
     target = BleTransmitterTarget(make_transmitter=MiscountingTransmitter)
     report = engine.campaign(target, 300, seed=0, episode_length=50, shrink_budget=10)
@@ -39,6 +41,7 @@ def test_a_planted_miscount_is_found_through_the_gatt_server():
     assert engine.replay(BleTransmitterTarget(), found) is None  # the project's is fine
 
 
+@pytest.mark.slow
 def test_a_receiver_defect_is_found_through_a_rogue_sensor():
     target = BleReceiverTarget(make_receiver=WarmupShowingReceiver)
     report = engine.campaign(target, 100, seed=4, episode_length=50, shrink_budget=10)

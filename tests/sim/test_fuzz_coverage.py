@@ -8,6 +8,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from sim.fuzz import engine
 from sim.fuzz.coverage import BytesRandom
 from sim.fuzz.targets import make_target
@@ -29,6 +31,7 @@ def test_the_bytes_are_the_only_source_of_the_draws():
     assert 0 <= BytesRandom(b"\xff" * 8).random() < 1
 
 
+@pytest.mark.slow
 def test_a_coverage_guided_campaign_finds_shrinks_and_saves_a_planted_bug(tmp_path):
     script = (
         "import pathlib\n"
@@ -50,6 +53,7 @@ def test_a_coverage_guided_campaign_finds_shrinks_and_saves_a_planted_bug(tmp_pa
     assert list(tmp_path.glob("crash-*")), "libFuzzer's own artefact, the raw bytes"
 
 
+@pytest.mark.slow
 def test_a_healthy_target_runs_its_iterations_and_exits_0(tmp_path):
     done = subprocess.run(
         [str(CGMSIM), "fuzz", "--target", "decoder", "--atheris", "--iterations", "500"],

@@ -17,6 +17,8 @@ import pytest
 
 from tests.support.hil import CGMSIM, check_receiver_restarts, check_wrong_passkey, wait_for
 
+pytestmark = pytest.mark.slow  # separate processes over virtual controllers
+
 
 @pytest.fixture
 def ptys(tmp_path: Path) -> Iterator[tuple[str, str]]:

@@ -200,6 +200,7 @@ def array_rng_for_glucose(seed):
     return np.random.default_rng(np.random.SeedSequence(seed).spawn(len(COMPONENTS))[0])
 
 
+@pytest.mark.slow
 def test_simulate_takes_a_virtual_patient_as_its_scenario(tmp_path):
     import csv
     import subprocess
@@ -249,6 +250,7 @@ def scenarios() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {name: _scenario_glucose(name) for name in names}
 
 
+@pytest.mark.slow
 def test_the_scenarios_as_meals_and_insulin_have_their_shapes(scenarios):
     def rates(name: str) -> np.ndarray:
         return np.diff(scenarios[name][0], axis=1) / 5  # mg/dL/min
@@ -277,6 +279,7 @@ def test_a_scenario_named_for_a_patient(scenarios):
         parse_patient_scenario("patient:adult#002:nope")
 
 
+@pytest.mark.slow
 def test_a_session_whose_reference_falls_out_of_the_measuring_range_is_scored_inside_it(tmp_path):
     """The model has no counter-regulation: reference glucose can reach 0 mg/dL. Accuracy pairs
     only references in 40-400 mg/dL (as studies do), and says how many it left out."""

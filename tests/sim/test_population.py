@@ -35,6 +35,7 @@ def without_runner(data):
     return {k: v for k, v in data.items() if k not in RUNNER_KEYS}
 
 
+@pytest.mark.slow
 def test_one_and_two_dask_workers_give_the_numbers_of_the_in_process_loop(tmp_path, in_process):
     one = study(tmp_path / "one", "--workers", "1", "--threads", "--no-plot")
     two = study(tmp_path / "two", "--workers", "2", "--threads", "--no-plot")
@@ -48,6 +49,7 @@ def test_one_and_two_dask_workers_give_the_numbers_of_the_in_process_loop(tmp_pa
     assert in_process["accuracy"]["pairs"] > 0
 
 
+@pytest.mark.slow
 def test_an_existing_cluster_runs_the_study_through_its_scheduler(tmp_path, in_process):
     from distributed import LocalCluster
 
@@ -120,6 +122,7 @@ def test_json_keys_and_files(tmp_path, in_process):
     assert in_process["monitored_days"] == pytest.approx(2 * (720 - warmup_min) / 1440)
 
 
+@pytest.mark.slow
 def test_the_table_and_the_png(tmp_path):
     result = invoke("--patients", "1", *STUDY[2:], "--workers", "0", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output

@@ -12,6 +12,7 @@ from importlib import metadata
 # cannot be imported twice in one process, so what the fixtures import is imported here first.
 import bumble.device
 import bumble.transport  # noqa: F401
+import pytest
 
 import sim.ble_world
 import sim.signal.scenarios  # noqa: F401
@@ -32,6 +33,7 @@ def test_the_plugin_is_registered_through_its_entry_point() -> None:
     assert entry.value == "sim.pytest_plugin"
 
 
+@pytest.mark.slow
 def test_the_readme_example_passes(pytester) -> None:
     pytester.makepyfile(test_example=readme_example())
     result = pytester.runpytest("-p", "no:cacheprovider")

@@ -104,6 +104,7 @@ def test_bad_acknowledge_after_is_refused(trace, tmp_path):
     assert done.returncode == 2 and "--acknowledge-after" in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_acknowledge_after_writes_acknowledgements(trace, tmp_path):
     args = ["--days", str(DAYS), "--trace", str(trace), "--ideal-sensor", "--no-plot", "--json"]
     out = tmp_path / "out"

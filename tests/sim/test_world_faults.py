@@ -265,6 +265,7 @@ def cli_run(cli_processes):
     return subprocess.CompletedProcess([], code, stdout, stderr), out
 
 
+@pytest.mark.slow
 def test_cli_exits_0_and_writes_the_four_files(cli_run):
     done, out = cli_run
     assert done.returncode == 0, done.stderr

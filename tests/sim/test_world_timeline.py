@@ -298,6 +298,7 @@ def cli_case(request, cli_runs):
     return TIMELINES[request.param], cli_runs[request.param]
 
 
+@pytest.mark.slow
 def test_cli_summary_timeline(cli_case):
     tl, (code, stdout, stderr, out) = cli_case
     assert code == 0, stderr
@@ -329,6 +330,7 @@ def test_cli_summary_timeline(cli_case):
     assert not (out / "session.png").exists()  # --no-plot
 
 
+@pytest.mark.slow
 def test_cli_readings_csv_and_events_timeline(cli_case):
     tl, (code, _, stderr, out) = cli_case
     assert code == 0, stderr
