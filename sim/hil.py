@@ -6,7 +6,9 @@ cores.
 
 Time. ``LiveClock`` runs session time at ``speed`` times the loop's clock (1 = real time). Both
 sides of a lab run should use the same speed: the receiver's alerts (signal loss after 20
-minutes without a reading, ...) are timed on its own clock.
+minutes without a reading, ...) are timed on its own clock. The protocol's own timers (RACP's
+30 s without progress) are timers of the link, which runs at 1x whatever the speed: the cores
+get them in session time (``link_ms`` x speed), or at 1500x they would fire after 20 ms of air.
 
 Keys. Both commands keep their bonds in a bumble JSON key store file when given one (``--keys``),
 so that a receiver started again re-encrypts with the bond instead of pairing (shared/spec/
@@ -44,6 +46,7 @@ from firmware.receiver.collector import CollectorConfig
 from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import gatt
+from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
 from sim import durable
 from sim.bookkeeping import SAMPLE_MS, event_json, session_input
 from sim.links.ble import BleTransmitter
@@ -92,6 +95,11 @@ class LiveClock:
 
     async def sleep_until(self, t_ms: int) -> None:
         await asyncio.sleep(max(self.to_loop(t_ms) - self.loop.time(), 0))
+
+
+def session_ms(link_ms: int, speed: float) -> int:
+    """A duration on the link's clock (the loop's) in session time, which runs ``speed`` x."""
+    return round(link_ms * speed)
 
 
 def _stopper() -> asyncio.Event:
@@ -147,7 +155,13 @@ async def run_transmitter(
         await device.power_on()
         clock = LiveClock(speed)
         core: Transmitter = Transmitter(
-            TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
+            TransmitterConfig(
+                config.profile,
+                e2e_crc=config.e2e_crc,
+                procedure_timeout_ms=session_ms(PROCEDURE_TIMEOUT_MS, speed),
+            ),
+            session.calibration,
+            0,
         )
         writer = _recording(record, config.profile.name, config.seed, "transmitter", transport_spec)
         if writer is not None:
@@ -307,7 +321,10 @@ async def run_receiver(
         fingerprint = {"peer": str(target), "profile": profile.name}
         with ReceiverStore.open(out / "receiver.sqlite") as store:
             keeper = durable.DurableReceiver(store, f"receiver-{target}", fingerprint)
-            config = ReceiverConfig(profile, CollectorConfig(_clock_at_zero(keeper)))
+            collector = CollectorConfig(
+                _clock_at_zero(keeper), procedure_timeout_ms=session_ms(PROCEDURE_TIMEOUT_MS, speed)
+            )
+            config = ReceiverConfig(profile, collector)
             resumed = keeper.resumed
             start_ms = 0
             if resumed is not None:  # the clock goes on, with the time it was away

@@ -26,10 +26,14 @@ from protocol.cgms import attributes, gatt, measurement, racp, socp
 from protocol.cgms.annunciation import CalTempFlags, StatusFlags
 from protocol.cgms.attributes import Feature, SessionStartTime, Status
 from protocol.cgms.measurement import MeasurementRecord
-from protocol.cgms.racp import RacpOpcode, RacpOperator, RacpResponseCode
+from protocol.cgms.racp import (
+    PROCEDURE_TIMEOUT_MS,
+    RacpOpcode,
+    RacpOperator,
+    RacpResponseCode,
+)
 from protocol.errors import FrameError
 
-PROCEDURE_TIMEOUT_MS = 30_000
 CATCH_UP_MS = 7 * 60_000 + 30_000  # 1.5 reading intervals without a live record: ask
 RETRY_MS = 1_000  # after ATT 0xFE (procedure already in progress)
 BUSY = 0xFE
@@ -107,6 +111,9 @@ class CollectorConfig:
     time_zone: int = 0  # 15-minute units
     dst: int = 0
     start_session: bool = True  # write SOCP 1A when no session runs
+    # racp.PROCEDURE_TIMEOUT_MS in session time (a driver whose session clock runs X times
+    # faster than the link's gives 30 s * X)
+    procedure_timeout_ms: int = PROCEDURE_TIMEOUT_MS
 
 
 class Collector:
@@ -172,7 +179,7 @@ class Collector:
             self._reject(uuid, str(problem))
             return
         if self.backfilling:
-            self.deadline_ms = now_ms + PROCEDURE_TIMEOUT_MS  # progress
+            self.deadline_ms = now_ms + self.config.procedure_timeout_ms  # progress
         for record in records:
             if not self._accept(record, self.backfilling, now_ms):
                 continue
@@ -293,7 +300,7 @@ class Collector:
     def _write_racp(self, request: racp.RacpFrame, now_ms: int) -> None:
         if request.opcode == RacpOpcode.REPORT_STORED_RECORDS:
             self.backfilling = True
-            self.deadline_ms = now_ms + PROCEDURE_TIMEOUT_MS
+            self.deadline_ms = now_ms + self.config.procedure_timeout_ms
         self._request(WriteRequest(gatt.RACP.uuid, racp.encode(request)))
 
     def _racp_indication(self, value: bytes, now_ms: int) -> None:

@@ -42,12 +42,16 @@ from firmware.transmitter.store import RecordStore
 from protocol.cgms import attributes, gatt, measurement, racp, socp
 from protocol.cgms.attributes import FeatureFlags, SessionRunTime, SessionStartTime, Status
 from protocol.cgms.measurement import MeasurementRecord
-from protocol.cgms.racp import RacpOpcode, RacpOperator, RacpResponseCode
+from protocol.cgms.racp import (
+    PROCEDURE_TIMEOUT_MS,
+    RacpOpcode,
+    RacpOperator,
+    RacpResponseCode,
+)
 from protocol.cgms.socp import SocpFrame, SocpOpcode, SocpResponseCode
 from protocol.errors import ControlPointError, CrcError, FrameError, MissingCrcError
 from protocol.sfloat import SFloatSpecial
 
-PROCEDURE_TIMEOUT_MS = 30_000
 ATT_NOTIFICATION_OVERHEAD = 3  # opcode + handle
 
 
@@ -115,6 +119,9 @@ class TransmitterConfig:
     comm_interval_min: int = 5
     battery_low_ms: int = 14 * 24 * 60 * MINUTE_MS  # outlasts a 10.5-day session
     levels: AlertLevels = field(default_factory=AlertLevels)
+    # racp.PROCEDURE_TIMEOUT_MS in session time (a driver whose session clock runs X times
+    # faster than the link's gives 30 s * X)
+    procedure_timeout_ms: int = PROCEDURE_TIMEOUT_MS
 
     @property
     def capacity(self) -> int:
@@ -444,7 +451,9 @@ class Transmitter:
                         RacpOpcode.REPORT_STORED_RECORDS, RacpResponseCode.NO_RECORDS_FOUND
                     )
                     return
-                self.transfer = _Transfer(deque(selected), now_ms + PROCEDURE_TIMEOUT_MS)
+                self.transfer = _Transfer(
+                    deque(selected), now_ms + self.config.procedure_timeout_ms
+                )
                 self._transition(Input.TRANSFER_START)
                 if not self.in_flight:
                     self._continue_transfer(now_ms)
@@ -456,7 +465,7 @@ class Transmitter:
         """Send the next notification of stored records, or the final response, or finish."""
         transfer = self.transfer
         assert transfer is not None
-        transfer.deadline_ms = now_ms + PROCEDURE_TIMEOUT_MS
+        transfer.deadline_ms = now_ms + self.config.procedure_timeout_ms
         if transfer.responded:  # the response was confirmed: done
             self.transfer = None
             self._transition(Input.TRANSFER_END)

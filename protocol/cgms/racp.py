@@ -47,6 +47,10 @@ class RacpResponseCode(enum.IntEnum):
 
 
 FILTER_TIME_OFFSET = 0x01  # the only filter type CGMS defines (SPEC §3.6.2)
+# A procedure that makes no progress for 30 s has failed, on either side (SPEC §3.6, CGMP §4.9;
+# shared/spec/cgms.md). A timer of the link: on a link whose clock is not the session's, the
+# cores take it in session time from their configs.
+PROCEDURE_TIMEOUT_MS = 30_000
 
 _RECORD_OPCODES = {
     RacpOpcode.REPORT_STORED_RECORDS,

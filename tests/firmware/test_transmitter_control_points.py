@@ -37,13 +37,13 @@ from firmware.events import (
 )
 from firmware.profiles import G7, MINUTE_MS
 from firmware.transmitter.algorithm import ALERT_LEVEL_RANGES, FactoryCalibration
-from firmware.transmitter.server import PROCEDURE_TIMEOUT_MS, State, Transmitter, TransmitterConfig
+from firmware.transmitter.server import State, Transmitter, TransmitterConfig
 from protocol.cgms import attributes, gatt, measurement, racp, socp
 from protocol.cgms.annunciation import CalTempFlags, StatusFlags, WarningFlags
 from protocol.cgms.attributes import SessionStartTime
 from protocol.cgms.codecs import CODECS
 from protocol.cgms.measurement import MeasurementRecord
-from protocol.cgms.racp import RacpOpcode, RacpOperator
+from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS, RacpOpcode, RacpOperator
 from protocol.cgms.socp import CalibrationRecord, CalibrationStatus, SocpFrame, SocpOpcode
 from protocol.crc import append_crc
 from protocol.errors import FrameError
