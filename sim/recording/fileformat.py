@@ -85,7 +85,10 @@ class RecordingWriter:
         return cls(_open_text(pathlib.Path(path), "w"), first_line)
 
     def _write(self, record: dict[str, Any]) -> None:
+        # a line at a time: a run killed mid-way (a hardware run, ended however) leaves every
+        # input up to then, and another process can follow a live run
         self.stream.write(json.dumps(record, separators=_SEPARATORS) + "\n")
+        self.stream.flush()
 
     def write(self, record: dict[str, Any]) -> None:
         """One input line."""

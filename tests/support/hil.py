@@ -47,45 +47,90 @@ def _transmitter(transport: str, tmp_path: Path, *extra: str) -> subprocess.Pope
     return tx
 
 
+def _receiver_args(transport: str, out: Path, *extra: str) -> list[str]:
+    return [
+        str(CGMSIM),
+        "receiver",
+        *("--transport", transport, "--speed", str(SPEED), "--out", str(out), "--json"),
+        *extra,
+    ]
+
+
 def _receiver(transport: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """A receiver run to its end (``--days``, or a failure that ends it)."""
     return subprocess.run(
-        [
-            str(CGMSIM),
-            "receiver",
-            "--transport",
-            transport,
-            "--speed",
-            str(SPEED),
-            "--out",
-            str(out),
-            "--json",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        _receiver_args(transport, out, *extra), capture_output=True, text=True, timeout=120
     )
 
 
-def _stored(store: Path) -> dict[int, tuple[float | None, str]]:
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+def _receiver_until(
+    transport: str, out: Path, condition, what: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """A receiver run until ``condition()`` holds, then stopped as a user stops it (SIGTERM,
+    as Ctrl-C): its session time depends on how fast the machine is, what it did does not."""
+    rx = subprocess.Popen(
+        _receiver_args(transport, out, *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        rows = conn.execute("SELECT time_offset_min, glucose_mgdl, delivery FROM readings")
-        return {offset: (glucose, delivery) for offset, glucose, delivery in rows}
+        wait_for(lambda: condition() or rx.poll() is not None, what, timeout_s=90)
     finally:
-        conn.close()
+        rx.send_signal(signal.SIGTERM)
+        stdout, stderr = rx.communicate(timeout=60)
+    return subprocess.CompletedProcess(rx.args, rx.returncode, stdout, stderr)
+
+
+def _stored(store: Path) -> dict[int, tuple[float | None, str]]:
+    """The readings the receiver has committed, read as another process would."""
+    if not store.exists():
+        return {}
+    try:
+        conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute("SELECT time_offset_min, glucose_mgdl, delivery FROM readings")
+            return {offset: (glucose, delivery) for offset, glucose, delivery in rows}
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return {}  # not created yet
+
+
+def _sampled_min(recording: Path) -> list[int]:
+    """The session minutes of the sensor samples in a transmitter's recording (written a line
+    at a time), so a test can wait for the sensor's clock, not the wall clock."""
+    return [
+        json.loads(line)["t"] // 60_000
+        for line in recording.read_text().splitlines()
+        if '"in":"sample"' in line
+    ]
 
 
 def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
     """Transmitter on ``tx_port``; the receiver on ``rx_port`` runs (driving bumble), stops, and
     runs again on the same --out through the bleak API (``--bleak``, the bleak backend over
     bumble): it re-encrypts with the bond the first run stored, resumes and backfills the gap,
-    and every
-    reading the sensor made until then is stored once, unchanged."""
-    tx = _transmitter(tx_port, tmp_path, "--record", str(tmp_path / "tx.jsonl"))  # to SIGTERM
-    out = tmp_path / "receiver"
+    and every reading the sensor made until then is stored once, unchanged.
 
-    first = _receiver(rx_port, out, "--days", "0.035", "--record", str(tmp_path / "rx.jsonl.gz"))
+    Every wait is on what the processes did (the receiver's store, the transmitter's
+    recording), never on a wall-clock margin: a loaded machine only makes the runs longer."""
+    tx_record = tmp_path / "tx.jsonl"
+    tx = _transmitter(tx_port, tmp_path, "--record", str(tx_record))  # to SIGTERM
+    out = tmp_path / "receiver"
+    store = out / "receiver.sqlite"
+
+    def live() -> list[int]:
+        return sorted(t for t, (_, delivery) in _stored(store).items() if delivery == "live")
+
+    first = _receiver_until(
+        rx_port,
+        out,
+        lambda: len(live()) >= 2,
+        "two live readings in the first run",
+        "--record",
+        str(tmp_path / "rx.jsonl.gz"),
+    )
     assert first.returncode == 0, first.stderr
     one = json.loads(first.stdout)
     assert one["connections"] == 1 and one["pairings"] == 1
@@ -93,8 +138,22 @@ def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
     keys = json.loads((out / "keys.json").read_text())
     assert keys, "the bond was written to the JSON key store"
 
-    time.sleep(1.5)  # about 37 min of session with nobody listening
-    second = _receiver(rx_port, out, "--days", "0.06", "--bleak")  # 86 min
+    # three readings made with nobody listening (the sensor's clock, read from its recording)
+    last_stored = max(_stored(store))
+
+    def gap() -> list[int]:
+        return [t for t in _sampled_min(tx_record) if t > last_stored]
+
+    wait_for(lambda: len(gap()) >= 3, "three readings made meanwhile")
+    missed = gap()
+
+    def caught_up() -> bool:  # the gap backfilled, and live readings again after it
+        stored = _stored(store)
+        return all(t in stored for t in missed) and any(t > missed[-1] for t in live())
+
+    second = _receiver_until(
+        rx_port, out, caught_up, "the gap backfilled and a live reading after it", "--bleak"
+    )
     assert second.returncode == 0, second.stderr
     two = json.loads(second.stdout)
     assert (one["api"], two["api"]) == ("bumble", "bleak")
@@ -107,7 +166,7 @@ def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
     made_out, _ = tx.communicate(timeout=60)
     assert tx.returncode == 0
     made = {r["time_offset_min"]: r["glucose_mgdl"] for r in json.loads(made_out)["readings"]}
-    stored = _stored(out / "receiver.sqlite")
+    stored = _stored(store)
     # every reading the sensor made until the receiver's last one is stored, once, unchanged
     last = max(stored)
     assert {t: g for t, g in made.items() if t <= last} == {t: g for t, (g, _) in stored.items()}
@@ -130,7 +189,8 @@ def check_wrong_passkey(tx_port: str, rx_port: str, tmp_path: Path, *api: str) -
     ``api``: extra receiver options (``--bleak``)."""
     tx = _transmitter(tx_port, tmp_path, "--passkey", "111111")  # until SIGTERM
     try:
-        done = _receiver(rx_port, tmp_path / "rx", "--days", "0.02", "--passkey", "222222", *api)
+        # no --days: the refused pairing must end the run by itself (the timeout is a backstop)
+        done = _receiver(rx_port, tmp_path / "rx", "--passkey", "222222", *api)
     finally:
         tx.send_signal(signal.SIGTERM)
         summary, _ = tx.communicate(timeout=30)
