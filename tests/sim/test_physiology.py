@@ -269,6 +269,7 @@ def test_the_scenarios_as_meals_and_insulin_have_their_shapes(scenarios):
     assert flat.std(axis=1).max() < 2.0  # each patient held at basal glucose
 
 
+@pytest.mark.slow
 def test_a_scenario_named_for_a_patient(scenarios):
     same = parse_patient_scenario("patient:adult").start(10, 576, np.random.default_rng(1))
     assert np.array_equal(same.next(576), scenarios["daily_life"][0])

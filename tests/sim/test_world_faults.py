@@ -274,6 +274,7 @@ def test_cli_exits_0_and_writes_the_four_files(cli_run):
     assert (out / "session.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
+@pytest.mark.slow
 def test_cli_summary_has_every_key_of_the_contract(cli_run):
     done, out = cli_run
     assert done.returncode == 0, done.stderr
@@ -310,6 +311,7 @@ def test_cli_summary_has_every_key_of_the_contract(cli_run):
     assert summary["alerts"]["signal_loss"] >= len(OUTAGES)
 
 
+@pytest.mark.slow
 def test_cli_readings_csv(cli_run):
     done, out = cli_run
     assert done.returncode == 0, done.stderr
@@ -336,6 +338,7 @@ def test_cli_readings_csv(cli_run):
     assert shown[-1] == summary["readings"]["last_displayed_min"]
 
 
+@pytest.mark.slow
 def test_cli_events_jsonl(cli_run):
     done, out = cli_run
     assert done.returncode == 0, done.stderr
@@ -354,6 +357,7 @@ def test_cli_events_jsonl(cli_run):
     assert outages == [start for start, _ in OUTAGES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
 def test_cli_bad_input_exits_2_with_one_line(cli_processes, name):
     code, stdout, stderr, out = cli_processes[name]
