@@ -213,6 +213,9 @@ class Transmitter:
                 self.mtu = mtu
             case Disconnected():
                 # What was not notified the collector backfills with RACP on reconnection.
+                # CCCD values are per client (Core Vol 3 Part G 3.3.3.3): this client's end
+                # here; a bonded one's are given back (as Subscribe) by the link's stack.
+                self.subscriptions.clear()
                 self.transfer, self.in_flight = None, False
                 self.outbox.clear()
                 self.unnotified.clear()

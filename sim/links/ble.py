@@ -10,9 +10,16 @@ Security (CGMP §5.2.2; shared/spec/ble-stack.md): LE Secure Connections with bo
 passkey entry, the transmitter displaying a configured passkey (display-only I/O). Every CGMS
 value and every CCCD requires encryption. bumble adds a CCCD that anyone may write to every
 notifying characteristic unless the characteristic already has one, so each gets its own CCCD
-here, forwarding to bumble's subscription table only after the permission check. bumble marks
-every encrypted link "authenticated", even after Just Works pairing, so MITM protection is
-enforced on the pairing keys instead: a link whose keys are not authenticated is dropped.
+here, forwarding to bumble's subscription table only after the permission check.
+
+Security Mode 1 Level 4 (``sim.links.ble_security``): Secure Connections Only with passkey entry,
+Repeated Attempts, SMP's 30 s timeout. bumble marks every encrypted link "authenticated", even
+after Just Works pairing, so every access to a CGMS value or CCCD checks the key in use on that
+link: encrypted with anything but an authenticated SC key, it is answered Insufficient
+Authentication (0x05) and dropped. A link not so encrypted within ``ENCRYPTION_DEADLINE_S`` is
+dropped too. CCCD values are per client (Core Vol 3 Part G 3.3.3.3): a bonded collector's are
+kept under its identity address and given back to the core, as ``Subscribe`` events, when its
+next link reaches Level 4; an unbonded client's end with its link.
 
 Time comes from a callable (``now_ms``), so the loop clock, a virtual clock or the monotonic
 clock can drive the core.
@@ -38,7 +45,11 @@ from bumble.gatt import (
     Descriptor,
     Service,
 )
-from bumble.hci import HCI_AUTHENTICATION_FAILURE_ERROR, Address
+from bumble.hci import (
+    HCI_AUTHENTICATION_FAILURE_ERROR,
+    Address,
+    HCI_LE_Set_Random_Address_Command,
+)
 from bumble.host import Host
 from bumble.keys import PairingKeys
 from bumble.link import LocalLink
@@ -62,6 +73,15 @@ from firmware.events import (
 )
 from firmware.transmitter.server import Transmitter
 from protocol.cgms import gatt
+from sim.links.ble_security import (
+    ENCRYPTION_DEADLINE_S,
+    PAIRING_DEADLINE_S,
+    AttemptGuard,
+    KeyInUse,
+    Privacy,
+    RepeatedAttempts,
+    secure_session_class,
+)
 from sim.links.core_timer import CoreTimer
 
 logger = logging.getLogger(__name__)
@@ -176,6 +196,10 @@ class LossyLink(LocalLink):
 _ATT_CID = (0x0004).to_bytes(2, "little")
 
 
+def _connection_of(bearer: att.Bearer) -> Connection:
+    return bearer if isinstance(bearer, Connection) else bearer.connection
+
+
 def in_process_device(link: LocalLink, name: str, address: str) -> Device:
     """A bumble device on a virtual controller attached to an in-process ``LocalLink``."""
     controller = Controller(name, link=link, public_address=address)
@@ -216,6 +240,8 @@ class BleTransmitter:
         info: DeviceInfo | None = None,
         to_loop: Callable[[int], float] | None = None,
         timer_lag_s: float = 0.0,
+        attempts: RepeatedAttempts | None = None,
+        privacy: Privacy | None = None,
     ) -> None:
         self.device, self.core, self.now_ms, self.name = device, core, now_ms, name
         # With ``to_loop`` (core milliseconds -> loop seconds) the core's timer runs by itself
@@ -234,9 +260,22 @@ class BleTransmitter:
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done
         self._serving = False
         self._mitm_failed = False  # this link paired without MITM: refuse it everything
+        self._deadline: asyncio.TimerHandle | None = None  # for this link to reach Level 4
+        self._connected_s = 0.0  # when (loop time) this link was made
+        self._bonded = False  # this link's collector has a bond (its CCCDs outlive the link)
+        self.cccds: dict[str, dict[int, tuple[bool, bool]]] = {}  # bonded identity -> CCCDs
         self.sent = 0
         device.name = name
         device.pairing_config_factory = lambda connection: transmitter_pairing(passkey)
+        self.attempts = AttemptGuard(
+            attempts or RepeatedAttempts(), lambda: asyncio.get_running_loop().time()
+        )
+        device.smp_session_proxy = secure_session_class(self.attempts)
+        self.keys = KeyInUse(device)
+        self.privacy = privacy
+        self._rotation: asyncio.Task[None] | None = None
+        if privacy is not None:
+            device.irk = privacy.irk  # given to collectors at pairing, with the identity address
         info = info or DeviceInfo()
         device.add_services(
             [
@@ -259,8 +298,10 @@ class BleTransmitter:
                 if ours in char.properties:
                     properties |= theirs
             value = CharacteristicValue(
-                read=lambda connection, uuid=char.uuid: self._read(uuid),
-                write=lambda connection, value, uuid=char.uuid: self._write(uuid, value),
+                read=lambda connection, uuid=char.uuid: self._read(connection, uuid),
+                write=lambda connection, value, uuid=char.uuid: self._write(
+                    connection, uuid, value
+                ),
             )
             characteristic = Characteristic(
                 uuid16(char.uuid), properties, _READ_SECURE | _WRITE_SECURE, value
@@ -275,30 +316,48 @@ class BleTransmitter:
         encrypted link, and reaches bumble's subscription table only once the core agreed."""
         server = self.device.gatt_server
 
+        def read(bearer: att.Bearer) -> bytes:
+            self._check_level4(_connection_of(bearer))
+            return server.read_cccd(bearer, characteristic)
+
         def write(bearer: att.Bearer, value: bytes) -> None:
             if len(value) != 2:
                 raise att.ATT_Error(att.ErrorCode.INVALID_ATTRIBUTE_LENGTH)
-            self._respond(Subscribe(uuid, notify=bool(value[0] & 1), indicate=bool(value[0] & 2)))
+            subscribe = Subscribe(uuid, notify=bool(value[0] & 1), indicate=bool(value[0] & 2))
+            self._check_level4(_connection_of(bearer))
+            self._respond(subscribe)
             server.write_cccd(bearer, characteristic, value)
 
         return Descriptor(
             GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
             _READ_SECURE | _WRITE_SECURE,
-            att.AttributeValueV2(
-                read=lambda bearer: server.read_cccd(bearer, characteristic), write=write
-            ),
+            att.AttributeValueV2(read=read, write=write),
         )
 
-    def _read(self, uuid: int) -> bytes:
+    def _read(self, connection: Connection, uuid: int) -> bytes:
+        self._check_level4(connection)
         return self._respond(Read(uuid)).value or b""
 
-    def _write(self, uuid: int, value: bytes) -> None:
+    def _write(self, connection: Connection, uuid: int, value: bytes) -> None:
+        self._check_level4(connection)
         self._respond(Write(uuid, bytes(value)))
 
+    def _check_level4(self, connection: Connection) -> None:
+        """Security Mode 1 Level 4 on every access to a protected attribute (Core Vol 3 Part C
+        10.2.1; Part F 3.4.1.1 Insufficient Authentication): the served collector's link,
+        encrypted with an authenticated LE Secure Connections key. bumble's own permission check
+        has already answered Insufficient Encryption (0x0F) to an unencrypted link."""
+        if connection is self.connection and self.keys.secure(connection):
+            return
+        if connection is self.connection and not self._mitm_failed:
+            logger.warning("access with a key that is not authenticated SC: disconnecting")
+            self._mitm_failed = True
+            self._spawn(self._refuse(connection))
+        raise att.ATT_Error(att.ErrorCode.INSUFFICIENT_AUTHENTICATION)
+
     def _respond(self, request: Read | Write | Subscribe) -> Respond:
-        """Give the core a request and return its answer, raising its ATT error."""
-        if self._mitm_failed:  # until _refuse() has dropped the link
-            raise att.ATT_Error(att.ErrorCode.INSUFFICIENT_AUTHENTICATION)
+        """Give the core a request (from a link that passed ``_check_level4``) and return its
+        answer, raising its ATT error."""
         self._answers.clear()
         self._feed(request)
         answer = self._answers.popleft() if self._answers else None
@@ -339,6 +398,12 @@ class BleTransmitter:
         """Connectable advertising with the CGM service UUID and the name (again after
         each disconnection, until ``stop()``)."""
         self._serving = True
+        if self.privacy is not None and self._rotation is None:
+            await self._new_address()
+            self._rotation = asyncio.ensure_future(self._rotate(self.privacy.rotate_s))
+        await self._advertise()
+
+    async def _advertise(self) -> None:
         await self.device.start_advertising(
             advertising_data=advertising_data(self.name),
             scan_response_data=advertising_data(self.name),
@@ -349,42 +414,102 @@ class BleTransmitter:
     async def stop(self) -> None:
         """Stop advertising (the core and its timer go on: the sensor keeps sampling)."""
         self._serving = False
+        if self._rotation is not None:
+            self._rotation.cancel()
+            self._rotation = None
         if self._sender is not None:
             self._sender.cancel()
         if self.device.is_advertising:
             await self.device.stop_advertising()
 
+    async def _rotate(self, every_s: float) -> None:
+        """A new resolvable private address every ``every_s`` of loop time."""
+        while True:
+            await asyncio.sleep(every_s)
+            await self._new_address()
+
+    async def _new_address(self) -> None:
+        """Take a new resolvable private address (advertising stops meanwhile: a controller
+        refuses a new random address while it advertises, Core Vol 4 Part E 7.8.4); a link
+        keeps the address it was made on, the next advertising uses the new one."""
+        assert self.privacy is not None
+        address = self.privacy.address()
+        advertising = self.device.is_advertising
+        if advertising:
+            await self.device.stop_advertising()
+        await self.device.send_sync_command(
+            HCI_LE_Set_Random_Address_Command(random_address=address)
+        )
+        self.device.random_address = address
+        logger.info("resolvable private address: %s", address)
+        if advertising and self._serving and self.connection is None:
+            await self._advertise()
+
     def _on_connection(self, connection: Connection) -> None:
         if self.connection is not None:  # the core serves one collector
             self._spawn(connection.disconnect())
             return
-        self.connection, self._mitm_failed = connection, False
+        self.connection, self._mitm_failed, self._bonded = connection, False, False
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
         connection.on(connection.EVENT_CONNECTION_ATT_MTU_UPDATE, self._on_mtu)
+        connection.on(connection.EVENT_PAIRING_START, self._on_pairing_start)
         connection.on(connection.EVENT_PAIRING, self._on_pairing)
         connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, self._on_encryption)
+        self._connected_s = asyncio.get_running_loop().time()
+        self._arm_deadline(connection, ENCRYPTION_DEADLINE_S)
         self._feed(Connected(connection.att_mtu))
         self._sender = asyncio.ensure_future(self._send_loop(connection))
+
+    def _arm_deadline(self, connection: Connection, after_s: float) -> None:
+        """Drop ``connection`` ``after_s`` after it was made unless it reaches Level 4 first
+        (only unsecured links have a deadline: a simulation's virtual loop is not held up)."""
+        self._cancel_deadline()
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_at(self._connected_s + after_s, self._too_slow, connection)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self, connection: Connection) -> None:
+        self._deadline = None
+        if self.connection is connection and not self.keys.secure(connection):
+            logger.warning("link not secured in time: disconnecting")
+            self._spawn(connection.disconnect(HCI_AUTHENTICATION_FAILURE_ERROR))
+
+    def _on_pairing_start(self) -> None:
+        """A pairing we accepted: a person types the passkey, give them longer."""
+        connection = self.connection
+        if connection is not None and not self.keys.secure(connection):
+            self._arm_deadline(connection, PAIRING_DEADLINE_S)
 
     def _on_mtu(self) -> None:
         if self.connection is not None:
             self._feed(MtuChanged(self.connection.att_mtu))
 
     def _on_encryption(self) -> None:
-        """A bonded collector's subscriptions outlive the link (Core Vol 3 Part G 3.3.3.3): the
-        core keeps them, bumble's server forgets them on disconnection. Once the new link is
-        encrypted (not before: notifications would leave in clear), tell bumble again, or what
-        the core sends on them would be dropped unsent."""
+        """Level 4 reached: the deadline is off. A bonded collector's subscriptions outlive
+        its links (Core Vol 3 Part G 3.3.3.3): once its new link is encrypted with its bond
+        (not before: notifications would leave in clear), its own CCCD values go back to the
+        core and to bumble's server — and nobody else's."""
         connection = self.connection
-        if connection is None or not connection.is_encrypted or self._mitm_failed:
+        if connection is None or not self.keys.secure(connection) or self._mitm_failed:
             return
+        self._cancel_deadline()
+        if not self.keys.bonded.get(connection.handle, False):
+            return  # a link just paired: its client subscribes itself
+        self._bonded = True
         server = self.device.gatt_server
-        for uuid, (notify, indicate) in self.core.subscriptions.items():
+        for uuid, (notify, indicate) in self.cccds.get(str(connection.peer_address), {}).items():
             characteristic = self.characteristics.get(uuid)
             if characteristic is not None and (notify or indicate):
+                self._feed(Subscribe(uuid, notify=notify, indicate=indicate))
                 server.write_cccd(connection, characteristic, bytes([notify | indicate << 1, 0]))
+        self._answers.clear()
 
     def _on_pairing(self, keys: PairingKeys) -> None:
+        self._bonded = self.device.keystore is not None  # bumble stored the keys
         if not mitm_protected(keys) and self.connection is not None:
             logger.warning("pairing without MITM protection: keys dropped, disconnecting")
             self._mitm_failed = True
@@ -398,6 +523,12 @@ class BleTransmitter:
         await connection.disconnect(HCI_AUTHENTICATION_FAILURE_ERROR)
 
     def _on_disconnection(self, reason: int) -> None:
+        connection = self.connection
+        if connection is not None:
+            if self._bonded and self.keys.secure(connection) and not self._mitm_failed:
+                self.cccds[str(connection.peer_address)] = dict(self.core.subscriptions)
+            self.keys.forget(connection)
+        self._cancel_deadline()
         self.connection = None
         self._outgoing.clear()
         if self._sender is not None:

@@ -72,7 +72,8 @@ class TransmitterMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.connected)
     @rule(mtu=st.sampled_from([23, 64, 185]))
     def connect(self, mtu):
-        # CCCDs of a bonded collector persist across connections (Core Vol 3 Part G 3.3.3.3)
+        # CCCD values are per client: the core starts each link with none; a bonded
+        # collector's come back from the link's stack as Subscribe (Core Vol 3 Part G 3.3.3.3)
         self.tx.receive(Connected(mtu), self.now)
         self.connected = True
         self.drain()
@@ -82,6 +83,8 @@ class TransmitterMachine(RuleBasedStateMachine):
     def disconnect(self):
         self.tx.receive(Disconnected(), self.now)
         self.connected = False
+        self.notify_on = False
+        self.indicate_on = {RACP: False, SOCP: False}
 
     @precondition(lambda self: self.connected)
     @rule(uuid=st.sampled_from([MEASUREMENT, RACP, SOCP]), on=st.booleans())
