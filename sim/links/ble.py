@@ -242,6 +242,7 @@ class BleTransmitter:
         timer_lag_s: float = 0.0,
         attempts: RepeatedAttempts | None = None,
         privacy: Privacy | None = None,
+        bonded_only: bool = False,
     ) -> None:
         self.device, self.core, self.now_ms, self.name = device, core, now_ms, name
         # With ``to_loop`` (core milliseconds -> loop seconds) the core's timer runs by itself
@@ -272,7 +273,7 @@ class BleTransmitter:
         )
         device.smp_session_proxy = secure_session_class(self.attempts)
         self.keys = KeyInUse(device)
-        self.privacy = privacy
+        self.privacy, self.bonded_only = privacy, bonded_only
         self._rotation: asyncio.Task[None] | None = None
         if privacy is not None:
             device.irk = privacy.irk  # given to collectors at pairing, with the identity address
@@ -457,8 +458,21 @@ class BleTransmitter:
         connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, self._on_encryption)
         self._connected_s = asyncio.get_running_loop().time()
         self._arm_deadline(connection, ENCRYPTION_DEADLINE_S)
+        if self.bonded_only:
+            self._spawn(self._admit(connection))
         self._feed(Connected(connection.att_mtu))
         self._sender = asyncio.ensure_future(self._send_loop(connection))
+
+    async def _admit(self, connection: Connection) -> None:
+        """``bonded_only``: once the sensor has a bond, a collector without one is dropped
+        (in the host: bumble's legacy advertising has no filter policy, and its virtual
+        controller ignores the filter accept list)."""
+        keystore = self.device.keystore
+        if keystore is None or not await keystore.get_all():
+            return
+        if await keystore.get(str(connection.peer_address)) is None:
+            logger.warning("%s has no bond: disconnecting", connection.peer_address)
+            await connection.disconnect(HCI_AUTHENTICATION_FAILURE_ERROR)
 
     def _arm_deadline(self, connection: Connection, after_s: float) -> None:
         """Drop ``connection`` ``after_s`` after it was made unless it reaches Level 4 first

@@ -171,6 +171,16 @@ class SecureSession(smp.Session):
         self.attempted = True
         super().on_smp_pairing_request_command(command)
 
+    def get_long_term_key(self, rand: bytes, ediv: int) -> bytes | None:
+        """This pairing's key, if it made one: a refused or unfinished session has none (bumble
+        would raise on its missing ``ltk``), so a bond's key is looked up instead."""
+        if not self.attempted:
+            return None
+        try:
+            return super().get_long_term_key(rand, ediv)
+        except AttributeError:  # no key derived yet
+            return None
+
     # --- outcomes ---
 
     async def on_pairing(self) -> None:

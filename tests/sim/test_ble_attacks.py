@@ -96,6 +96,7 @@ def run(
     test: Callable[[Sensor], Awaitable[None]],
     attempts: RepeatedAttempts | None = None,
     privacy: Privacy | None = None,
+    bonded_only: bool = False,
 ) -> None:
     async def main() -> None:
         link = LocalLink()
@@ -110,6 +111,7 @@ def run(
             name="cgmsim",
             attempts=attempts,
             privacy=privacy,
+            bonded_only=bonded_only,
         )
         await device.power_on()
         await server.start()
@@ -522,3 +524,35 @@ def test_the_private_addresses_are_the_same_for_the_same_seed() -> None:
     one, two = _privacy(3), _privacy(3)
     assert one.irk == two.irk
     assert [one.address() for _ in range(3)] == [two.address() for _ in range(3)]
+
+
+def test_bonded_only_drops_collectors_without_a_bond() -> None:
+    """The option after bonding (issue 19, privacy): once the sensor has a bond, a central
+    without one is dropped at once (not after the 10 s deadline), while the bonded collector
+    still gets in — even after a refused pairing request on the same link, it re-encrypts with
+    its bond."""
+
+    async def body(sensor: Sensor) -> None:
+        owner, stranger = await sensor.central(), await sensor.central()
+        owner.pairing_config_factory = lambda c: bonding_pairing(PASSKEY)
+        link = await sensor.connect(owner)  # no bond yet: pairing is open
+        await asyncio.wait_for(link.pair(), TIMEOUT_S)
+        await asyncio.wait_for(link.disconnect(), TIMEOUT_S)
+
+        loop = asyncio.get_running_loop()
+        intruder = await sensor.connect(stranger)
+        connected_s = loop.time()
+        reason = await asyncio.wait_for(disconnection(intruder), TIMEOUT_S)
+        assert reason == HCI_AUTHENTICATION_FAILURE_ERROR
+        assert loop.time() - connected_s < ENCRYPTION_DEADLINE_S / 10
+
+        link = await sensor.connect(owner)
+        legacy = PairingConfig(sc=False, mitm=True, bonding=True, delegate=EnterPasskey(PASSKEY))
+        owner.pairing_config_factory = lambda c: legacy
+        assert await smp_failure(link) == AUTHENTICATION_REQUIREMENTS
+        await asyncio.wait_for(link.encrypt(), TIMEOUT_S)
+        peer = await discover(link)
+        assert await asyncio.wait_for(peer.read_value(char(peer, gatt.FEATURE.uuid)), TIMEOUT_S)
+        await asyncio.wait_for(link.disconnect(), TIMEOUT_S)
+
+    run(body, bonded_only=True)
