@@ -14,6 +14,12 @@ Keys. Both commands keep their bonds in a bumble JSON key store file when given 
 so that a receiver started again re-encrypts with the bond instead of pairing (shared/spec/
 ble-stack.md: the transmitter's identity address is random static).
 
+Privacy. The transmitter advertises from resolvable private addresses made with its own random
+IRK (``sim.links.ble_security.Privacy``), a new one every 15 minutes; its identity address
+(``--address``) goes to collectors only at pairing. With ``--keys FILE`` the IRK is kept next to
+the bonds, in ``FILE.irk`` (created 0600), so bonded collectors still resolve the sensor after a
+restart; without, each run has a new IRK.
+
 The receiver's store. ``cgmsim receiver --out DIR`` commits its readings, events and state to
 ``DIR/receiver.sqlite`` after every batch of events (``sim.durable``), with the session clock it
 had reached and the wall time then; started again on that store it resumes: the clock goes on
@@ -27,7 +33,9 @@ import contextlib
 import datetime
 import json
 import logging
+import os
 import pathlib
+import secrets
 import signal
 import time
 from collections import Counter
@@ -51,6 +59,7 @@ from sim import durable
 from sim.bookkeeping import SAMPLE_MS, event_json, session_input
 from sim.links.ble import BleTransmitter
 from sim.links.ble_receiver import BleReceiver
+from sim.links.ble_security import Privacy
 from sim.links.bleak_receiver import (
     BleakReceiver,
     ClientFactory,
@@ -131,6 +140,26 @@ def _device(name: str, address: str, transport: Any, keys: pathlib.Path | None) 
     return device
 
 
+def sensor_privacy(keys: pathlib.Path | None) -> Privacy:
+    """A real random IRK for the sensor (kept in ``KEYS.irk`` beside the key store, so that
+    bonds survive a restart) and random addresses made with it."""
+    irk = secrets.token_bytes(16)
+    if keys is not None:
+        path = keys.with_name(keys.name + ".irk")
+        try:
+            irk = bytes.fromhex(path.read_text().strip())
+        except FileNotFoundError:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(irk.hex() + "\n")
+        except ValueError:
+            irk = b""
+    try:
+        return Privacy(irk=irk, prand=lambda: secrets.token_bytes(3))
+    except ValueError as error:  # a key file edited by hand: one line, not a traceback
+        raise TransportProblem(f"{keys}.irk: {error}") from None
+
+
 async def run_transmitter(
     transport_spec: str,
     config: SimulationConfig,
@@ -142,11 +171,15 @@ async def run_transmitter(
     name: str = "cgmsim",
     on_ready: Callable[[str], None] | None = None,
     record: pathlib.Path | None = None,
+    privacy: bool = True,
+    bonded_only: bool = False,
 ) -> dict[str, Any]:
     """Serve the simulated sensor's session on ``transport_spec`` until it ends (or the
     ``config.days`` run, or SIGINT/SIGTERM). Returns what happened: the readings made
     (time offset, value), the values sent over the air, connections. ``record``: where the
-    core's inputs and outputs are written for ``cgmsim replay``."""
+    core's inputs and outputs are written for ``cgmsim replay``. ``privacy``: advertise from
+    resolvable private addresses (else from ``address``); ``bonded_only``: once there is a bond,
+    drop connections from collectors without one."""
     session = session_input(config)
     chunk = session.chunk
     made: list[dict[str, Any]] = []
@@ -167,7 +200,14 @@ async def run_transmitter(
         if writer is not None:
             core = RecordingTransmitter(core, writer)  # type: ignore[assignment]
         tx = BleTransmitter(
-            device, core, clock.now_ms, passkey=passkey, name=name, to_loop=clock.to_loop
+            device,
+            core,
+            clock.now_ms,
+            passkey=passkey,
+            name=name,
+            to_loop=clock.to_loop,
+            privacy=sensor_privacy(keys) if privacy else None,
+            bonded_only=bonded_only,
         )
         connections = 0
 

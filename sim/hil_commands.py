@@ -113,6 +113,18 @@ def _with_common(function: Any) -> Any:
 )
 @click.option("--ideal-sensor", is_flag=True, help="The sensor reports the reference exactly.")
 @click.option("--address", default=TRANSMITTER_ADDRESS, show_default=True)
+@click.option(
+    "--privacy/--no-privacy",
+    default=True,
+    show_default=True,
+    help="Advertise from resolvable private addresses (a new one every 15 min) made with the "
+    "sensor's IRK, not from --address, which bonded collectors learn at pairing.",
+)
+@click.option(
+    "--bonded-only",
+    is_flag=True,
+    help="Once the sensor has a bond, drop connections from collectors it has no bond with.",
+)
 @_record_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
 def transmitter_command(
@@ -126,6 +138,8 @@ def transmitter_command(
     days: float | None,
     ideal_sensor: bool,
     address: str,
+    privacy: bool,
+    bonded_only: bool,
     record: pathlib.Path | None,
     as_json: bool,
 ) -> None:
@@ -157,6 +171,8 @@ def transmitter_command(
             keys=keys,
             on_ready=ready,
             record=record,
+            privacy=privacy,
+            bonded_only=bonded_only,
         ),
         transport,
     )

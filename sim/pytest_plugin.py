@@ -185,12 +185,15 @@ def cgmsim_transmitter(
         ideal_sensor: bool = False,
         passkey: str = "123456",
         address: str = "C0:CA:FE:00:00:01",
+        privacy: bool = False,
     ) -> TransmitterProcess:
         serve_on, peer_on = (transport, peer) if transport else virtual_controllers()
         err = folder / f"transmitter-{len(started)}.err"
         command = [*CGMSIM, "transmitter", "--transport", serve_on, "--profile", profile]
         command += ["--seed", str(seed), "--speed", str(speed), "--passkey", passkey]
         command += ["--address", address, "--json"]
+        # found at ``address`` unless ``privacy``: then at rotating resolvable private addresses
+        command += [] if privacy else ["--no-privacy"]
         command += ["--days", str(days)] if days is not None else []
         command += ["--ideal-sensor"] if ideal_sensor else []
         with err.open("w") as stderr:

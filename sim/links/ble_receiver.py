@@ -84,6 +84,9 @@ class BleReceiver(CollectorLink):
             lambda reason: self._lost(connection, f"link lost (HCI 0x{reason:02X})"),
         )
         await self._secure(connection)
+        # The sensor's identity address once paired (or resolved): its resolvable private
+        # address changes, so reconnections go by identity, which bumble resolves by scanning.
+        self.address = connection.peer_address
         peer = Peer(connection)
         with contextlib.suppress(att.ATT_Error):
             await peer.request_mtu(REQUESTED_MTU)
