@@ -14,6 +14,7 @@ disconnection, and notifications (none).
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -30,11 +31,13 @@ from bumble.pairing import PairingConfig, PairingDelegate
 
 from firmware.events import SensorSample
 from firmware.profiles import G7, MINUTE_MS
+from firmware.receiver.collector import CollectorConfig
+from firmware.receiver.receiver import Receiver, ReceiverConfig
 from firmware.transmitter.algorithm import FactoryCalibration
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import gatt, measurement, socp
 from sim.links.ble import BleTransmitter, EnterPasskey, in_process_device, uuid16
-from sim.links.ble_receiver import bonding_pairing
+from sim.links.ble_receiver import BleReceiver, bonding_pairing
 from sim.links.ble_security import (
     ENCRYPTION_DEADLINE_S,
     RPA_INTERVAL_S,
@@ -516,6 +519,45 @@ def test_the_sensor_advertises_rotating_private_addresses_its_collector_resolves
         await asyncio.wait_for(link.disconnect(), TIMEOUT_S)
 
     run(body, privacy=privacy)
+
+
+def test_our_receiver_reconnects_and_re_encrypts_after_a_rotation() -> None:
+    """The project's collector, ``BleReceiver`` driving the receiver core: it pairs with the
+    sensor found at its first private address, and after the link is lost and the sensor has
+    taken a new address, it finds it by its identity, reconnects and re-encrypts with the bond
+    (no second pairing)."""
+
+    async def body(sensor: Sensor) -> None:
+        loop = asyncio.get_running_loop()
+        device = await sensor.central()
+        config = ReceiverConfig(G7, CollectorConfig(datetime.datetime(2026, 1, 5, 8)))
+        established: asyncio.Queue[Address] = asyncio.Queue()
+        rx = BleReceiver(
+            device,
+            Receiver(config, 0),
+            sensor.address,
+            lambda: round(loop.time() * 1000),
+            lambda t_ms: t_ms / 1000,
+            passkey=PASSKEY,
+            on_established=lambda: established.put_nowait(sensor.server.connection.self_address),
+        )
+        runner = asyncio.ensure_future(rx.run())
+        try:
+            first = await asyncio.wait_for(established.get(), TIMEOUT_S)
+            link = sensor.server.connection
+            await sensor.server.stop()  # the sensor goes out of range
+            await asyncio.wait_for(link.disconnect(), TIMEOUT_S)
+            await asyncio.sleep(RPA_INTERVAL_S)
+            await sensor.server.start()  # back, at a new address
+            second = await asyncio.wait_for(established.get(), 10 * TIMEOUT_S)
+            assert first.is_resolvable and second.is_resolvable and first != second
+            assert (rx.connections, rx.pairings) == (2, 1)  # re-encrypted with the bond
+            assert sensor.server.keys.secure(sensor.server.connection)
+        finally:
+            await rx.close("test over")
+            runner.cancel()
+
+    run(body, privacy=_privacy(11))
 
 
 def test_the_private_addresses_are_the_same_for_the_same_seed() -> None:
