@@ -523,7 +523,13 @@ class BleTransmitter:
         self._answers.clear()
 
     def _on_pairing(self, keys: PairingKeys) -> None:
-        self._bonded = self.device.keystore is not None  # bumble stored the keys
+        # bumble stores the keys whatever the Bonding flags said; the CCCDs outlive the link
+        # only for a collector that asked to bond (and that the sensor agreed to bond with)
+        connection = self.connection
+        session = (
+            None if connection is None else self.device.smp_manager.sessions.get(connection.handle)
+        )
+        self._bonded = self.device.keystore is not None and bool(session and session.bonding)
         if not mitm_protected(keys) and self.connection is not None:
             logger.warning("pairing without MITM protection: keys dropped, disconnecting")
             self._mitm_failed = True

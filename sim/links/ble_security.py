@@ -64,6 +64,9 @@ class RepeatedAttempts:
     first_wait_s: float = 5.0
     growth: float = 2.0
     max_wait_s: float = 4 * 3600.0
+    # Claimants remembered at most (the least recently failed are forgotten first; the overall
+    # count still holds them back): an attacker changing address cannot grow the table.
+    claimants_kept: int = 64
 
     def wait_s(self, failures: int) -> float:
         if failures <= 0:
@@ -99,7 +102,11 @@ class AttemptGuard:
     def failed(self, claimant: str) -> None:
         now = self.clock()
         self.failures[claimant] = self.failures.get(claimant, 0) + 1
-        self.last_failure_s[claimant] = now
+        self.last_failure_s.pop(claimant, None)
+        self.last_failure_s[claimant] = now  # dicts keep insertion order: oldest first
+        while len(self.last_failure_s) > self.policy.claimants_kept:
+            oldest = next(iter(self.last_failure_s))
+            del self.last_failure_s[oldest], self.failures[oldest]
         self.overall += 1
         self.overall_last_s = now
         logger.warning(

@@ -42,6 +42,7 @@ from sim.links.ble_security import (
     ENCRYPTION_DEADLINE_S,
     RPA_INTERVAL_S,
     SMP_TIMEOUT_S,
+    AttemptGuard,
     Privacy,
     RepeatedAttempts,
 )
@@ -598,3 +599,50 @@ def test_bonded_only_drops_collectors_without_a_bond() -> None:
         await asyncio.wait_for(link.disconnect(), TIMEOUT_S)
 
     run(body, bonded_only=True)
+
+
+def test_the_attempt_guard_remembers_a_bounded_number_of_claimants() -> None:
+    """An attacker that changes address on every attempt cannot grow the sensor's table; the
+    overall count still makes it wait."""
+    now = [0.0]
+    guard = AttemptGuard(RepeatedAttempts(claimants_kept=4), lambda: now[0])
+    for n in range(10):
+        guard.failed(f"E0:00:00:00:01:{n:02X}")
+    assert len(guard.failures) == len(guard.last_failure_s) == 4
+    assert guard.wait_left_s("E0:00:00:00:02:00") == RepeatedAttempts().wait_s(10)
+
+
+def test_an_unbonded_clients_subscriptions_end_with_its_connection() -> None:
+    """A client that paired without bonding (Bonding_Flags 0) subscribes and leaves; on its
+    next link, paired again, its subscription is not restored (Core Vol 3 Part G 3.3.3.3: CCCD
+    values are kept across connections only for a bonded client)."""
+
+    async def body(sensor: Sensor) -> None:
+        client = await sensor.central()
+        client.pairing_config_factory = lambda c: PairingConfig(
+            sc=True, mitm=True, bonding=False, delegate=EnterPasskey(PASSKEY)
+        )
+        link = await sensor.connect(client)
+        await asyncio.wait_for(link.pair(), TIMEOUT_S)
+        peer = await discover(link)
+        readings: asyncio.Queue[bytes] = asyncio.Queue()
+        measurement_char = char(peer, gatt.MEASUREMENT.uuid)
+        await asyncio.wait_for(
+            peer.subscribe(measurement_char, lambda v: readings.put_nowait(bytes(v))), TIMEOUT_S
+        )
+        sensor.sample(120)
+        assert await asyncio.wait_for(readings.get(), TIMEOUT_S)
+        await asyncio.wait_for(link.disconnect(), TIMEOUT_S)
+
+        link = await sensor.connect(client)
+        peer = await discover(link)
+        peer.gatt_client.notification_subscribers.setdefault(measurement_char.handle, set()).add(
+            lambda v: readings.put_nowait(bytes(v))
+        )
+        await asyncio.wait_for(link.pair(), TIMEOUT_S)  # no bond: it pairs again
+        sensor.sample(130)
+        assert await asyncio.wait_for(peer.read_value(char(peer, gatt.FEATURE.uuid)), TIMEOUT_S)
+        assert readings.empty()
+        assert not sensor.server.core.subscriptions
+
+    run(body)
