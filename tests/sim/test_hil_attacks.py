@@ -31,6 +31,8 @@ from sim.links.ble_security import ENCRYPTION_DEADLINE_S
 from tests.sim.test_hil_serial import ptys  # noqa: F401  (the fixture)
 from tests.support.hil import _transmitter
 
+pytestmark = pytest.mark.slow  # a separate process over virtual controllers, 10 s idle wait
+
 PASSKEY = 123_456
 TIMEOUT_S = 10.0
 IDENTITY = "C0:CA:FE:00:00:01"  # the transmitter command's default --address
