@@ -17,6 +17,7 @@ import asyncio
 import datetime
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,7 @@ from firmware.receiver.receiver import Receiver, ReceiverConfig
 from firmware.transmitter.algorithm import FactoryCalibration
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import gatt, measurement, socp
+from sim.hil import sensor_privacy
 from sim.links.ble import BleTransmitter, EnterPasskey, in_process_device, uuid16
 from sim.links.ble_receiver import BleReceiver, bonding_pairing
 from sim.links.ble_security import (
@@ -646,3 +648,18 @@ def test_an_unbonded_clients_subscriptions_end_with_its_connection() -> None:
         assert not sensor.server.core.subscriptions
 
     run(body)
+
+
+def test_the_transmitter_commands_irk_is_random_kept_beside_its_keys_and_private(
+    tmp_path: Path,
+) -> None:
+    """``cgmsim transmitter --keys FILE``: a random IRK (not all zero, not derived from the
+    address), written once to FILE.irk readable by its owner only, and the same after a
+    restart, so bonded collectors still resolve the sensor."""
+    keys = tmp_path / "keys.json"
+    first, again = sensor_privacy(keys), sensor_privacy(keys)
+    irk_file = tmp_path / "keys.json.irk"
+    assert irk_file.stat().st_mode & 0o777 == 0o600
+    assert first.irk == again.irk == bytes.fromhex(irk_file.read_text())
+    assert any(first.irk) and first.irk != sensor_privacy(tmp_path / "other.json").irk
+    assert sensor_privacy(None).irk != sensor_privacy(None).irk  # no keys: a new one each run
