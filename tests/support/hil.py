@@ -98,7 +98,7 @@ def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     two = json.loads(second.stdout)
     assert (one["api"], two["api"]) == ("bumble", "bleak")
-    assert two["connections"] == 1
+    assert two["connections"] == 1, (two, second.stderr)
     assert two["pairings"] == 0  # re-encrypted with the bond from keys.json
     assert two["readings"]["backfilled_this_run"] >= 3, two  # made while it was away
     assert one["readings"]["duplicates"] == two["readings"]["duplicates"] == 0
