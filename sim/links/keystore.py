@@ -125,7 +125,7 @@ class SecureKeyStore(JsonKeyStore):
 
     async def update(self, name: str, keys: PairingKeys) -> None:
         if not self.accept_insecure and not secure_keys(keys):
-            logger.warning("%s: %s bond with %s not stored", self.filename, describe(keys), name)
+            logger.info("%s: %s bond with %s not stored", self.filename, describe(keys), name)
             return
         db, key_map = self._load()
         if name not in key_map:
