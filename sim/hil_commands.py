@@ -57,6 +57,17 @@ def _address(text: str, option: str) -> str:
         raise click.BadParameter(f"not a Bluetooth address: {text!r}", param_hint=option) from None
 
 
+def _check_keys(path: pathlib.Path | None) -> None:
+    """A --keys file that is not a key store is bad input: said before any radio work."""
+    from sim.links.keystore import KeyStoreError, read_file
+
+    if path is not None:
+        try:
+            read_file(path)
+        except KeyStoreError as error:
+            raise click.ClickException(str(error)) from None
+
+
 def _run(work: Coroutine[Any, Any, Any], where: str) -> Any:
     """Run ``work`` on a fresh loop; a transport that cannot be opened is bad input."""
     from sim.hil import TransportProblem
@@ -148,6 +159,7 @@ def transmitter_command(
     from sim.world import SimulationConfig
 
     rate, key = _speed(speed, realtime), _passkey(passkey)
+    _check_keys(keys)
     config = SimulationConfig(
         profile=PROFILES[profile], days=days, seed=seed, ideal_sensor=ideal_sensor
     )
@@ -247,6 +259,7 @@ def receiver_command(
     from sim.store import StoreError
 
     rate, key = _speed(speed, realtime), _passkey(passkey)
+    _check_keys(keys if keys is not None else out / "keys.json")
     if transport is None and bleak is None:
         raise click.UsageError("give --transport T, or --bleak [ADDRESS]")
     if bleak and peer and _address(bleak, "--bleak") != _address(peer, "--peer"):

@@ -260,3 +260,22 @@ def check_keys_and_store_private(tx_port: str, rx_port: str, tmp_path: Path) -> 
         assert [(b["address"], b["pairing"]) for b in json.loads(listed.stdout)] == [
             (peer, "secure-connections")
         ]
+
+
+def check_insecure_allows_a_rogue(rogue_port: str, rx_port: str, tmp_path: Path) -> None:
+    """``cgmsim receiver --insecure`` (lab only) goes on with a Just Works sensor: a warning
+    line on stderr, ``insecure`` and the weakness in summary.json, the readings stored."""
+    from tests.support.rogue_sensor import ROGUE_MGDL
+
+    rogue = _rogue(rogue_port, "just-works", tmp_path)
+    out = tmp_path / "rx"
+    try:
+        done = _receiver(rx_port, out, "--days", "0.05", "--insecure")
+    finally:
+        rogue.send_signal(signal.SIGTERM)
+        rogue.communicate(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "warning: --insecure" in done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["insecure"] is True and summary["weaknesses"] == ["just-works"]
+    assert {g for g, _ in _stored(out / "receiver.sqlite").values()} == {ROGUE_MGDL}
