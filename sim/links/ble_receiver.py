@@ -148,7 +148,8 @@ class BleReceiver(CollectorLink):
         if keys is None or not secure_keys(keys):
             kind = "just-works" if keys is None else describe(keys)
             if not self.insecure and keystore is not None:
-                await keystore.delete(str(connection.peer_address))  # the identity address
+                with contextlib.suppress(KeyError):  # bumble's JsonKeyStore, if never stored
+                    await keystore.delete(str(connection.peer_address))  # the identity address
             self._refuse(self.address, kind)
 
     async def _end_link(self, connection: Connection) -> None:

@@ -10,6 +10,7 @@ pairing a ``BleakError`` (shared/spec/ble-stack.md, "bleak").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
@@ -260,7 +261,8 @@ class BumbleClient(BaseBleakClient):
 
     async def unpair(self) -> None:
         if self._device.keystore is not None:
-            await self._device.keystore.delete(str(self._peer_address))
+            with contextlib.suppress(KeyError):  # bumble's JsonKeyStore: no bond to delete
+                await self._device.keystore.delete(str(self._peer_address))
         await self.disconnect()
 
     async def _gatt(self, work: Any) -> Any:
