@@ -61,10 +61,11 @@ class LinkSecurity:
 
 
 async def link_security(client: Any) -> LinkSecurity | None:
-    """The security of a ``BleakClient``'s link when its backend is ``BumbleClient``; ``None``
-    for any other backend (bleak's API has no way to ask)."""
+    """The security of a ``BleakClient``'s link when its backend can tell (``BumbleClient``
+    does); ``None`` for any other backend: bleak's API has no way to ask."""
     backend = getattr(client, "_backend", None)  # bleak keeps its backend there
-    return await backend.link_security() if isinstance(backend, BumbleClient) else None
+    ask = getattr(backend, "link_security", None)
+    return await ask() if ask is not None else None
 
 
 class BumbleScanner(BaseBleakScanner):
@@ -226,7 +227,7 @@ class BumbleClient(BaseBleakClient):
     def _on_pairing(self, keys: PairingKeys) -> None:
         self._paired_keys = keys
 
-    async def link_security(self) -> LinkSecurity:
+    async def link_security(self) -> LinkSecurity | None:
         """What bleak's API does not tell but this backend can: whether the link is encrypted,
         and the keys it is encrypted with (this connection's pairing, else the bond)."""
         connection = self._connection

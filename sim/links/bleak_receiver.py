@@ -25,7 +25,8 @@ refused (``InsecureSensor``; ``insecure`` lets it through) on what can be known:
   (``BleakClient.unpair``); a bond of that kind found on the link is unpaired and paired again.
 - On the host's own stack (BlueZ, CoreBluetooth, WinRT) only the read before and after
   ``pair()`` is seen: a Feature read that succeeds before this receiver ever paired with the
-  sensor (``host_bonds``) is an open sensor; after a bond, the stack encrypts the link on
+  sensor (``host_bonds``) is refused as unverified (open, or bonded by someone else through
+  the same stack: it cannot tell); after a bond, the stack encrypts the link on
   connection (BlueZ: bonded devices connect at security level medium) and the read succeeding
   is trusted. The pairing method (SC or legacy, passkey or Just Works) is the OS agent's: it
   cannot be checked from here.
@@ -173,7 +174,7 @@ class BleakReceiver(CollectorLink):
         security = await link_security(client)
         if security is None:  # bleak cannot tell an encrypted link from an open one
             if client.address not in self.host_bonds:
-                self._refuse(client.address, "open")
+                self._refuse(client.address, "unverified")
             return  # a bond this receiver made: the host's stack encrypts it on connection
         if not security.encrypted:
             self._refuse(client.address, "open")

@@ -53,6 +53,9 @@ WEAKNESSES = {  # what a sensor may fail of the receiver's security checks, by c
     "open": "its CGM Feature can be read without encryption",
     "just-works": "it paired with Just Works (no passkey: no MITM protection)",
     "legacy": "it paired with LE legacy pairing, not LE Secure Connections",
+    "unverified": "its CGM Feature could be read before this receiver paired with it, and the"
+    " host's Bluetooth stack does not tell whether that link was encrypted (if the host already"
+    " holds a bond with it, remove that bond there and run again)",
 }
 
 

@@ -10,23 +10,28 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bleak import BleakClient
+from bleak.backends.device import BLEDevice
 from bumble.keys import JsonKeyStore
 from bumble.link import LocalLink
 
 from firmware.profiles import G7, MINUTE_MS
 from firmware.receiver.collector import CollectorConfig
 from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
-from sim.links.ble import in_process_device
-from sim.links.ble_receiver import BleReceiver
+from firmware.transmitter.server import Transmitter, TransmitterConfig
+from sim.links.ble import BleTransmitter, in_process_device
+from sim.links.ble_receiver import BleReceiver, bonding_pairing
+from sim.links.bleak_bumble import BumbleClient, LinkSecurity
 from sim.links.bleak_receiver import BleakReceiver, bleak_client_factory
 from sim.links.gatt_client import PairingRefused
 from sim.virtual_loop import run_virtual
-from tests.support.rogue_sensor import KINDS, ROGUE_MGDL, ROGUE_PASSKEY, RogueSensor
+from tests.support.rogue_sensor import CAL, KINDS, ROGUE_MGDL, ROGUE_PASSKEY, RogueSensor
 
 RECEIVER = "F0:F0:F0:F0:F0:F0"
 ROGUE = "C0:BA:D0:00:00:66"
@@ -50,6 +55,30 @@ class Outcome:
     @property
     def shown(self) -> list[float]:
         return [e.glucose_mgdl for e in self.events if isinstance(e, ReadingShown)]
+
+
+class HostStackClient(BumbleClient):
+    """The bumble backend telling nothing about the link's security, as bleak's backends on a
+    host's own stack (BlueZ, CoreBluetooth, WinRT) do."""
+
+    async def link_security(self) -> LinkSecurity | None:
+        return None
+
+
+def _host_stack_client(device: Any, address: Any) -> Callable[[Any], BleakClient]:
+    target = BLEDevice(str(address), None, details=address)
+
+    def make(disconnected: Callable[[BleakClient], None]) -> BleakClient:
+        return BleakClient(
+            target,
+            disconnected_callback=disconnected,
+            timeout=10.0,
+            backend=HostStackClient,
+            bumble_device=device,
+            pairing=bonding_pairing(ROGUE_PASSKEY),
+        )
+
+    return make
 
 
 def against_rogue(kind: str, api: str, keys: Path, *, insecure: bool = False) -> Outcome:
@@ -87,7 +116,12 @@ def against_rogue(kind: str, api: str, keys: Path, *, insecure: bool = False) ->
                 on_event=events.append,
             )
         else:
-            make = bleak_client_factory(rx_device, rogue_device.random_address, ROGUE_PASSKEY)
+            address = rogue_device.random_address
+            make = (
+                _host_stack_client(rx_device, address)
+                if api == "host-stack"
+                else bleak_client_factory(rx_device, address, ROGUE_PASSKEY)
+            )
             rx = BleakReceiver(core, make, now_ms, to_loop, on_event=events.append)
         rx.insecure = insecure
         runner = asyncio.ensure_future(rx.run())
@@ -129,3 +163,61 @@ def test_insecure_lets_a_just_works_sensor_through_and_says_so(api: str, tmp_pat
     assert outcome.shown and set(outcome.shown) == {ROGUE_MGDL}
     assert outcome.weaknesses == ["just-works"]
     assert [b["ltk"]["authenticated"] for b in outcome.bonds.values()] == [False]
+
+
+def test_through_a_stack_that_tells_nothing_a_sensor_read_before_pairing_is_refused(
+    tmp_path: Path,
+) -> None:
+    """bleak on a host's own stack cannot tell an open link from one the stack encrypted with a
+    bond: a sensor whose Feature is read before this receiver ever paired with it is refused."""
+    outcome = against_rogue("open", "host-stack", tmp_path / "keys.json")
+    assert isinstance(outcome.ended, PairingRefused), repr(outcome.ended)
+    assert "before this receiver paired with it" in str(outcome.ended)
+    assert outcome.events == []
+
+
+def test_through_a_stack_that_tells_nothing_our_sensor_is_paired_then_trusted_as_bonded(
+    tmp_path: Path,
+) -> None:
+    """Our transmitter refuses the read before pairing, so the receiver pairs; the next
+    connection (re-encrypted by the stack with the bond) is trusted because this receiver
+    recorded that bond (``host_bonds``)."""
+    host_bonds: set[str] = set()
+
+    async def main() -> list[tuple[int, int]]:
+        loop = asyncio.get_running_loop()
+        link = LocalLink()
+        tx_device = in_process_device(link, "sensor", "C0:CA:FE:00:00:01")
+        rx_device = in_process_device(link, "receiver", RECEIVER)
+
+        def now_ms() -> int:
+            return round(loop.time() * 1000)
+
+        tx = BleTransmitter(
+            tx_device, Transmitter(TransmitterConfig(G7), CAL, 0), now_ms, passkey=ROGUE_PASSKEY
+        )
+        await tx_device.power_on()
+        await rx_device.power_on()
+        await tx.start()
+        counts = []
+        for _ in range(2):
+            established: asyncio.Future[None] = loop.create_future()
+            rx = BleakReceiver(
+                Receiver(ReceiverConfig(G7, CollectorConfig(CLOCK_AT_ZERO)), now_ms()),
+                _host_stack_client(rx_device, tx_device.random_address),
+                now_ms,
+                lambda t_ms: t_ms / 1000,
+                on_established=lambda f=established: f.done() or f.set_result(None),
+                host_bonds=host_bonds,
+            )
+            runner = asyncio.ensure_future(rx.run())
+            await asyncio.wait([runner, established], return_when=asyncio.FIRST_COMPLETED)
+            assert established.done(), runner.exception()
+            await rx.close("next")
+            runner.cancel()
+            counts.append((rx.connections, rx.pairings))
+        await tx.stop()
+        return counts
+
+    assert run_virtual(main()) == [(1, 1), (1, 0)]
+    assert host_bonds == {"C0:CA:FE:00:00:01"}
