@@ -27,7 +27,7 @@ from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim.links.ble import BleTransmitter, in_process_device
 from sim.links.ble_receiver import BleReceiver, bonding_pairing
-from sim.links.bleak_bumble import BumbleClient, LinkSecurity
+from sim.links.bleak_bumble import BumbleClient
 from sim.links.bleak_receiver import BleakReceiver, bleak_client_factory
 from sim.links.gatt_client import PairingRefused
 from sim.virtual_loop import run_virtual
@@ -61,7 +61,7 @@ class HostStackClient(BumbleClient):
     """The bumble backend telling nothing about the link's security, as bleak's backends on a
     host's own stack (BlueZ, CoreBluetooth, WinRT) do."""
 
-    async def link_security(self) -> LinkSecurity | None:
+    async def link_security(self) -> None:
         return None
 
 
