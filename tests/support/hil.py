@@ -245,7 +245,8 @@ def check_keys_and_store_private(tx_port: str, rx_port: str, tmp_path: Path) -> 
         if (out / extra).exists():
             modes[extra] = _mode(out / extra)
     private = {name: 0o700 if "folder" in name or "OUT" in name else 0o600 for name in modes}
-    assert {n: oct(m) for n, m in modes.items()} == {n: oct(m) for n, m in private.items()}
+    found = {n: oct(m) for n, m in modes.items()}
+    assert found == {n: oct(m) for n, m in private.items()}, found
     for where, peer in (
         (("--keys", str(tx_keys)), "C0:CA:FE:00:00:02"),
         (("--out", str(out)), "C0:CA:FE:00:00:01"),
