@@ -14,6 +14,7 @@ import click
 
 from protocol.cgms.codecs import codec_for
 from protocol.errors import ProtocolError
+from sim.bonds_command import bonds_command
 from sim.fuzz.command import command as fuzz_command
 from sim.hil_commands import receiver_command, transmitter_command
 from sim.population.command import command as population_command
@@ -357,6 +358,7 @@ def demo() -> None:
 cli.add_command(report_command)
 cli.add_command(export_command)
 cli.add_command(transmitter_command)
+cli.add_command(bonds_command)
 cli.add_command(receiver_command)
 cli.add_command(fuzz_command)
 cli.add_command(replay_command)

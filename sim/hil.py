@@ -45,7 +45,6 @@ from typing import Any
 from bumble.core import UUID, BaseBumbleError
 from bumble.device import Device
 from bumble.hci import Address
-from bumble.keys import JsonKeyStore
 from bumble.transport import open_transport
 
 from firmware.events import SensorSample, SensorState
@@ -66,6 +65,8 @@ from sim.links.bleak_receiver import (
     bleak_client_factory,
     bleak_uuid,
 )
+from sim.links.keystore import MAX_BONDS, HostBonds, SecureKeyStore, attach
+from sim.private_files import private_dir
 from sim.recording import RecordingReceiver, RecordingTransmitter, RecordingWriter, header
 from sim.store import ReceiverStore
 from sim.world import SimulationConfig
@@ -133,10 +134,25 @@ async def _until(
         waiter.cancel()
 
 
-def _device(name: str, address: str, transport: Any, keys: pathlib.Path | None) -> Device:
+def _device(
+    name: str,
+    address: str,
+    transport: Any,
+    keys: pathlib.Path | None,
+    *,
+    max_bonds: int = MAX_BONDS,
+    accept_insecure: bool = False,
+) -> Device:
+    """A device on ``transport`` whose bonds live in the key store file ``keys``
+    (``sim.links.keystore``: 0600, SC-only unless ``accept_insecure``, at most ``max_bonds``,
+    each bond's last use recorded when a link is encrypted with it)."""
     device = Device.with_hci(name, Address(address), transport.source, transport.sink)
     if keys is not None:
-        device.keystore = JsonKeyStore(namespace=address, filename=str(keys))
+        store = SecureKeyStore(
+            keys, namespace=address, max_bonds=max_bonds, accept_insecure=accept_insecure
+        )
+        store.check()  # a file that is not a key store is bad input, before any radio work
+        attach(device, store)
     return device
 
 
@@ -173,6 +189,7 @@ async def run_transmitter(
     record: pathlib.Path | None = None,
     privacy: bool = True,
     bonded_only: bool = False,
+    max_bonds: int = MAX_BONDS,
 ) -> dict[str, Any]:
     """Serve the simulated sensor's session on ``transport_spec`` until it ends (or the
     ``config.days`` run, or SIGINT/SIGTERM). Returns what happened: the readings made
@@ -184,7 +201,7 @@ async def run_transmitter(
     chunk = session.chunk
     made: list[dict[str, Any]] = []
     async with await _open(transport_spec) as transport:
-        device = _device(name, address, transport, keys)
+        device = _device(name, address, transport, keys, max_bonds=max_bonds)
         await device.power_on()
         clock = LiveClock(speed)
         core: Transmitter = Transmitter(
@@ -337,20 +354,33 @@ async def run_receiver(
     address: str = RECEIVER_ADDRESS,
     bleak: bool = False,
     record: pathlib.Path | None = None,
+    insecure: bool = False,
+    max_bonds: int = MAX_BONDS,
 ) -> dict[str, Any]:
     """Connect to the sensor at ``peer`` (or the first CGM advertiser), pair or re-encrypt,
     and run the receiver for ``days`` of session time (or until SIGINT/SIGTERM), committing to
     ``out/receiver.sqlite``. Writes ``out/events.jsonl`` and ``out/summary.json``; returns the
     summary. ``bleak``: through the bleak API (``BleakScanner``/``BleakClient``), on the bleak
     backend over bumble on ``transport_spec``, or with no transport on the host's own stack.
-    ``record``: where the core's inputs and outputs are written for ``cgmsim replay``."""
-    out.mkdir(parents=True, exist_ok=True)
+    ``record``: where the core's inputs and outputs are written for ``cgmsim replay``.
+    ``insecure`` (lab only): go on with a sensor that fails the security checks
+    (``sim.links.gatt_client.InsecureSensor``); the summary says so. ``out`` is made private
+    (0700), as are the store and the keys in it."""
+    private_dir(out)
+    host_bonds = HostBonds(keys) if keys is not None and bleak and transport_spec is None else None
     stop = _stopper()
     async with contextlib.AsyncExitStack() as stack:
         device: Device | None = None
         if transport_spec is not None:
             transport = await stack.enter_async_context(await _open(transport_spec))
-            device = _device("cgmsim-receiver", address, transport, keys)
+            device = _device(
+                "cgmsim-receiver",
+                address,
+                transport,
+                keys,
+                max_bonds=max_bonds,
+                accept_insecure=insecure,
+            )
             await device.power_on()
         make_client: ClientFactory | None = None
         if bleak:
@@ -410,7 +440,12 @@ async def run_receiver(
             rx: BleReceiver | BleakReceiver
             if make_client is not None:
                 rx = BleakReceiver(
-                    core, make_client, clock.now_ms, clock.to_loop, on_event=on_event
+                    core,
+                    make_client,
+                    clock.now_ms,
+                    clock.to_loop,
+                    on_event=on_event,
+                    host_bonds=host_bonds,
                 )
             else:
                 assert device is not None
@@ -423,6 +458,7 @@ async def run_receiver(
                     passkey=passkey,
                     on_event=on_event,
                 )
+            rx.insecure = insecure
             runner = asyncio.ensure_future(rx.run())
             end_ms = None if days is None else start_ms + round(days * 1440 * MINUTE_MS)
             await _until(stop, clock, end_ms, runner)
@@ -452,6 +488,8 @@ async def run_receiver(
             "duplicates": shown["duplicate"],
         },
         "alerts": dict(Counter(e["alert"] for e in history if e["kind"] == "alert_raised")),
+        "insecure": insecure,
+        "weaknesses": rx.weaknesses,  # what --insecure let through (codes of gatt_client)
     }
     (out / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in history))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

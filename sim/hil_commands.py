@@ -10,6 +10,9 @@ Defaults where the contract is silent:
 - The receiver finds the sensor by scanning for the CGM service unless given ``--peer``. Its
   bonds go to ``--keys`` (default ``OUT/keys.json``), so starting it again on the same ``--out``
   re-encrypts instead of pairing, and resumes its store.
+- Bonds (``sim.links.keystore``): only authenticated LE Secure Connections bonds are stored, in
+  files created 0600; at most ``--max-bonds`` per device, a new one replacing the least recently
+  used. ``cgmsim bonds`` lists and deletes them.
 - The transmitter prints one line on stderr once it advertises (address, passkey), and a JSON
   summary on stdout at the end with ``--json`` (every reading it made, the values it sent).
 """
@@ -26,6 +29,7 @@ from typing import Any
 import click
 
 from firmware.profiles import PROFILES
+from sim.links.keystore import MAX_BONDS
 
 TRANSMITTER_ADDRESS = "C0:CA:FE:00:00:01"  # random static (top two bits set)
 
@@ -53,14 +57,26 @@ def _address(text: str, option: str) -> str:
         raise click.BadParameter(f"not a Bluetooth address: {text!r}", param_hint=option) from None
 
 
+def _check_keys(path: pathlib.Path | None) -> None:
+    """A --keys file that is not a key store is bad input: said before any radio work."""
+    from sim.links.keystore import KeyStoreError, read_file
+
+    if path is not None:
+        try:
+            read_file(path)
+        except KeyStoreError as error:
+            raise click.ClickException(str(error)) from None
+
+
 def _run(work: Coroutine[Any, Any, Any], where: str) -> Any:
     """Run ``work`` on a fresh loop; a transport that cannot be opened is bad input."""
     from sim.hil import TransportProblem
     from sim.links.gatt_client import PairingRefused
+    from sim.links.keystore import KeyStoreError
 
     try:
         return asyncio.run(work)
-    except (TransportProblem, PairingRefused) as problem:
+    except (TransportProblem, PairingRefused, KeyStoreError) as problem:
         raise click.ClickException(str(problem)) from None
     except TimeoutError as error:
         raise click.ClickException(f"{where}: {error}") from None
@@ -84,7 +100,14 @@ _common = [
         "--keys",
         type=click.Path(dir_okay=False, path_type=pathlib.Path),
         default=None,
-        help="A JSON key store file for the bonds.",
+        help="A JSON key store file for the bonds (written 0600; cgmsim bonds lists them).",
+    ),
+    click.option(
+        "--max-bonds",
+        type=click.IntRange(1),
+        default=MAX_BONDS,
+        show_default=True,
+        help="Bonds kept in --keys; a new one beyond replaces the least recently used.",
     ),
 ]
 
@@ -134,6 +157,7 @@ def transmitter_command(
     realtime: bool,
     passkey: str,
     keys: pathlib.Path | None,
+    max_bonds: int,
     seed: int,
     days: float | None,
     ideal_sensor: bool,
@@ -149,6 +173,7 @@ def transmitter_command(
     from sim.world import SimulationConfig
 
     rate, key = _speed(speed, realtime), _passkey(passkey)
+    _check_keys(keys)
     config = SimulationConfig(
         profile=PROFILES[profile], days=days, seed=seed, ideal_sensor=ideal_sensor
     )
@@ -173,6 +198,7 @@ def transmitter_command(
             record=record,
             privacy=privacy,
             bonded_only=bonded_only,
+            max_bonds=max_bonds,
         ),
         transport,
     )
@@ -213,6 +239,12 @@ def transmitter_command(
     show_default=True,
 )
 @_record_option
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="LAB USE ONLY: accept a sensor that serves CGM data without encryption or pairs "
+    "without authenticated LE Secure Connections (warned on every run, noted in summary.json).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json at the end.")
 def receiver_command(
     transport: str | None,
@@ -222,20 +254,28 @@ def receiver_command(
     realtime: bool,
     passkey: str,
     keys: pathlib.Path | None,
+    max_bonds: int,
     peer: str | None,
     days: float | None,
     out: pathlib.Path,
     record: pathlib.Path | None,
+    insecure: bool,
     as_json: bool,
 ) -> None:
     """Run the receiver firmware against a CGM sensor over a BLE controller: connect, pair
     (or re-encrypt with the bond), read, subscribe, backfill, alert. Writes OUT/receiver.sqlite
-    as it goes, and OUT/events.jsonl and OUT/summary.json at the end."""
+    as it goes, and OUT/events.jsonl and OUT/summary.json at the end.
+
+    Security: the sensor must keep its CGM data from unencrypted links and pair with LE Secure
+    Connections and the passkey; any other sensor is refused (one line, exit 2) and its bond
+    forgotten. OUT is made private (0700), receiver.sqlite and the keys 0600."""
     from sim import hil
     from sim.durable import ResumeMismatch
+    from sim.private_files import private_dir
     from sim.store import StoreError
 
     rate, key = _speed(speed, realtime), _passkey(passkey)
+    _check_keys(keys if keys is not None else out / "keys.json")
     if transport is None and bleak is None:
         raise click.UsageError("give --transport T, or --bleak [ADDRESS]")
     if bleak and peer and _address(bleak, "--bleak") != _address(peer, "--peer"):
@@ -243,9 +283,15 @@ def receiver_command(
     peer = peer or bleak or None
     target = None if peer is None else _address(peer, "--peer")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        private_dir(out)
     except OSError as error:
         raise click.ClickException(f"cannot write to {out}: {error.strerror}") from None
+    if insecure:
+        click.echo(
+            "cgmsim receiver: warning: --insecure: a sensor without encryption or without "
+            "authenticated LE Secure Connections is accepted (lab use only)",
+            err=True,
+        )
     try:
         summary = _run(
             hil.run_receiver(
@@ -259,6 +305,8 @@ def receiver_command(
                 keys=keys if keys is not None else out / "keys.json",
                 bleak=bleak is not None,
                 record=record,
+                insecure=insecure,
+                max_bonds=max_bonds,
             ),
             transport or "bleak",
         )

@@ -11,6 +11,8 @@ Guarantees:
   together, so a crash or an exception leaves all of them or none.
 * Readings are keyed by ``(session_id, time_offset_min)``: adding one again is a no-op that
   keeps the first value (the receiver's de-duplication made durable).
+* The file is private: created 0600 (its ``-wal`` and ``-shm`` get the same mode from SQLite),
+  and an existing one is tightened to 0600.
 * :meth:`ReceiverStore.open` never recreates, truncates or rewrites an existing file. It creates
   the schema only in a new or empty database; anything else must prove to be ours (the
   ``application_id`` header field and the ``meta`` table's schema version) and pass
@@ -31,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
+
+from sim.private_files import private_file
 
 __all__ = [
     "APPLICATION_ID",
@@ -131,6 +135,16 @@ class ReceiverStore:
         """Open the store at ``path``, creating it when the file is missing or empty."""
         path = Path(path)
         _check_header(path)
+        try:  # 0600 from creation, -wal and -shm too (SQLite gives them the database's mode)
+            for own in (
+                path,
+                path.with_name(path.name + "-wal"),
+                path.with_name(path.name + "-shm"),
+            ):
+                if own is path or own.exists():
+                    private_file(own)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open: {exc}") from exc
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as exc:

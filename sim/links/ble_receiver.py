@@ -8,6 +8,11 @@ ATT operations: ``ReadRequest`` -> read (value or ATT error code), ``WriteReques
 response, ``SubscribeRequest`` -> CCCD write, with notifications and indications routed back into
 the core. A link lost is reported to the core as ``link lost (HCI 0xNN)``. The adapter decides
 nothing about CGMS.
+
+Security (``CollectorLink``): before pairing it reads the CGM Feature on the unencrypted link and
+refuses a sensor that answers; after pairing it refuses keys that are not authenticated LE
+Secure Connections (Just Works, legacy), and forgets them. A stored bond that is not
+authenticated SC (an older version's) is forgotten and the sensor paired again.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from bumble.device import Connection, Device, Peer
 from bumble.gatt import GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR
 from bumble.gatt_client import CharacteristicProxy
 from bumble.hci import HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR, Address
+from bumble.keys import PairingKeys
 from bumble.pairing import PairingConfig
 from bumble.smp import SMP_CONFIRM_VALUE_FAILED_ERROR
 
@@ -35,6 +41,7 @@ from sim.links.gatt_client import (
     PairingRefused,
     Request,
 )
+from sim.links.keystore import describe, secure_keys
 
 __all__ = ["BleReceiver", "PairingRefused", "bonding_pairing"]
 
@@ -83,15 +90,11 @@ class BleReceiver(CollectorLink):
             connection.EVENT_DISCONNECTION,
             lambda reason: self._lost(connection, f"link lost (HCI 0x{reason:02X})"),
         )
-        await self._secure(connection)
-        # The sensor's identity address once paired (or resolved): its resolvable private
-        # address changes, so reconnections go by identity, which bumble resolves by scanning.
-        self.address = connection.peer_address
         peer = Peer(connection)
         with contextlib.suppress(att.ATT_Error):
             await peer.request_mtu(REQUESTED_MTU)
         service = uuid16(gatt.CGM_SERVICE)
-        await peer.discover_service(service)
+        await peer.discover_service(service)  # in clear: discovery needs no security
         for found in peer.get_services_by_uuid(service):
             await found.discover_characteristics()
         characteristics: dict[int, CharacteristicProxy[bytes]] = {}
@@ -99,18 +102,37 @@ class BleReceiver(CollectorLink):
             proxies = peer.get_characteristics_by_uuid(uuid16(char.uuid), service)
             if proxies:
                 characteristics[char.uuid] = proxies[0]
+        await self._secure(connection, peer, characteristics.get(gatt.FEATURE.uuid))
+        # The sensor's identity address once paired (or resolved): its resolvable private
+        # address changes, so reconnections go by identity, which bumble resolves by scanning.
+        self.address = connection.peer_address
         self.peer, self.characteristics = peer, characteristics
         return connection
 
-    async def _secure(self, connection: Connection) -> None:
-        """Re-encrypt with the bonded key when there is one, else pair with the passkey."""
+    async def _secure(
+        self, connection: Connection, peer: Peer, feature: CharacteristicProxy[bytes] | None
+    ) -> None:
+        """Re-encrypt with the bonded key when there is one (an authenticated SC bond), else
+        check that the sensor keeps its CGM Feature from an unencrypted link and pair with the
+        passkey, keeping the bond only if it is authenticated LE Secure Connections."""
         keystore = self.device.keystore
-        if keystore is not None and await keystore.get(str(connection.peer_address)):
+        name = str(connection.peer_address)
+        bond = await keystore.get(name) if keystore is not None else None
+        if bond is not None and not secure_keys(bond) and not self.insecure:
+            logger.warning("bond with %s is %s: forgotten, pairing again", name, describe(bond))
+            await keystore.delete(name)  # type: ignore[union-attr]
+            bond = None
+        if bond is not None:
             try:
                 await connection.encrypt()
                 return
             except (BaseBumbleError, att.ATT_Error) as error:
                 logger.warning("re-encryption failed (%s): pairing again", error)
+        if feature is not None and await _reads_in_clear(peer, feature):
+            self._refuse(self.address, "open")
+            return  # insecure: it needs no pairing to be read
+        paired: list[PairingKeys] = []
+        connection.on(connection.EVENT_PAIRING, paired.append)
         try:
             await connection.pair()
         except ProtocolError as error:
@@ -122,7 +144,16 @@ class BleReceiver(CollectorLink):
                     f"pairing with {self.address} failed: wrong passkey ({error.error_name})"
                 ) from None
             raise
+        finally:
+            connection.remove_listener(connection.EVENT_PAIRING, paired.append)
         self.pairings += 1
+        keys = paired[-1] if paired else None
+        if keys is None or not secure_keys(keys):
+            kind = "just-works" if keys is None else describe(keys)
+            if not self.insecure and keystore is not None:
+                with contextlib.suppress(KeyError):  # bumble's JsonKeyStore, if never stored
+                    await keystore.delete(str(connection.peer_address))  # the identity address
+            self._refuse(self.address, kind)
 
     async def _end_link(self, connection: Connection) -> None:
         if connection.handle in self.device.connections:
@@ -161,6 +192,15 @@ class BleReceiver(CollectorLink):
         if cccd is None:
             raise att.ATT_Error(att.ErrorCode.ATTRIBUTE_NOT_FOUND)
         await peer.write_value(cccd, value, with_response=True)
+
+
+async def _reads_in_clear(peer: Peer, feature: CharacteristicProxy[bytes]) -> bool:
+    """Whether the sensor answers a read of its CGM Feature on this unencrypted link."""
+    try:
+        await peer.read_value(feature)
+    except att.ATT_Error:
+        return False
+    return True
 
 
 def bonding_pairing(passkey: int) -> PairingConfig:

@@ -10,9 +10,11 @@ pairing a ``BleakError`` (shared/spec/ble-stack.md, "bleak").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from bleak.args import SizedBuffer
@@ -30,6 +32,7 @@ from bumble.device import Advertisement, Connection, Device, Peer
 from bumble.gatt import Characteristic
 from bumble.gatt_client import CharacteristicProxy
 from bumble.hci import Address
+from bumble.keys import PairingKeys
 from bumble.pairing import PairingConfig
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,22 @@ def _property_names(properties: Characteristic.Properties) -> list[Characteristi
 def bleak_uuid(value: UUID) -> str:
     """bumble's UUID as bleak's lower-case 128-bit string."""
     return str(uuidlib.UUID(bytes=bytes(reversed(value.to_bytes(force_128=True)))))
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSecurity:
+    """A link's security as the bumble backend sees it (``BumbleClient.link_security``)."""
+
+    encrypted: bool
+    keys: PairingKeys | None  # the keys it is encrypted with, if known
+
+
+async def link_security(client: Any) -> LinkSecurity | None:
+    """The security of a ``BleakClient``'s link when its backend can tell (``BumbleClient``
+    does); ``None`` for any other backend: bleak's API has no way to ask."""
+    backend = getattr(client, "_backend", None)  # bleak keeps its backend there
+    ask = getattr(backend, "link_security", None)
+    return await ask() if ask is not None else None
 
 
 class BumbleScanner(BaseBleakScanner):
@@ -132,6 +151,7 @@ class BumbleClient(BaseBleakClient):
         self._peer: Peer | None = None
         self._subscribers: dict[int, Callable[[bytes], None]] = {}
         self._disconnecting = False
+        self._paired_keys: PairingKeys | None = None  # from a pairing on this connection
 
     @property
     def name(self) -> str:
@@ -159,7 +179,9 @@ class BumbleClient(BaseBleakClient):
         except (ProtocolError, TimeoutError) as error:
             raise BleakError(f"could not connect to {self.address}: {error}") from error
         self._connection, self._peer, self._disconnecting = connection, Peer(connection), False
+        self._paired_keys = None
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+        connection.on(connection.EVENT_PAIRING, self._on_pairing)
         try:
             if pair:
                 await self.pair()
@@ -202,6 +224,20 @@ class BumbleClient(BaseBleakClient):
                     )
         self.services = services
 
+    def _on_pairing(self, keys: PairingKeys) -> None:
+        self._paired_keys = keys
+
+    async def link_security(self) -> LinkSecurity | None:
+        """What bleak's API does not tell but this backend can: whether the link is encrypted,
+        and the keys it is encrypted with (this connection's pairing, else the bond)."""
+        connection = self._connection
+        if connection is None or not connection.is_encrypted:
+            return LinkSecurity(encrypted=False, keys=None)
+        keys = self._paired_keys
+        if keys is None and self._device.keystore is not None:
+            keys = await self._device.keystore.get(str(connection.peer_address))
+        return LinkSecurity(encrypted=True, keys=keys)
+
     def _on_disconnection(self, reason: int) -> None:
         self._connection = self._peer = None
         self.services = None
@@ -226,7 +262,8 @@ class BumbleClient(BaseBleakClient):
 
     async def unpair(self) -> None:
         if self._device.keystore is not None:
-            await self._device.keystore.delete(str(self._peer_address))
+            with contextlib.suppress(KeyError):  # bumble's JsonKeyStore: no bond to delete
+                await self._device.keystore.delete(str(self._peer_address))
         await self.disconnect()
 
     async def _gatt(self, work: Any) -> Any:

@@ -15,11 +15,28 @@ bumble backend). The adapter reads the CGM Feature once the link is up: if that 
 want of encryption or authentication, it pairs (``BleakClient.pair``; on a desktop the OS's
 pairing agent asks for the passkey) and goes on. A pairing refused for a wrong passkey ends
 ``run()`` with ``PairingRefused``; any other failure is retried after ``reconnect_delay_ms``.
+
+bleak's API does not say whether a link is encrypted, nor how it was paired, so the sensor is
+refused (``InsecureSensor``; ``insecure`` lets it through) on what can be known:
+
+- On the bleak backend over bumble, the backend tells (``sim.links.bleak_bumble.link_security``):
+  a Feature read before pairing on an unencrypted link is an open sensor; keys from a pairing
+  that are not authenticated LE Secure Connections are refused and unpaired
+  (``BleakClient.unpair``); a bond of that kind found on the link is unpaired and paired again.
+- On the host's own stack (BlueZ, CoreBluetooth, WinRT) only the read before and after
+  ``pair()`` is seen: a Feature read that succeeds before this receiver ever paired with the
+  sensor (``host_bonds``) is refused as unverified (open, or bonded by someone else through
+  the same stack: it cannot tell); after a bond, the stack encrypts the link on
+  connection (BlueZ: bonded devices connect at security level medium) and the read succeeding
+  is trusted. The pairing method (SC or legacy, passkey or Just Works) is the OS agent's: it
+  cannot be checked from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, MutableSet
 from typing import Any
 
 from bleak import BleakClient
@@ -29,7 +46,11 @@ from bleak.exc import BleakError, BleakGATTProtocolError
 from firmware.receiver.collector import ReadRequest, SubscribeRequest, WriteRequest
 from firmware.receiver.receiver import Receiver
 from protocol.cgms import gatt
+from sim.links.bleak_bumble import link_security
 from sim.links.gatt_client import RECONNECT_MS, CollectorLink, PairingRefused, Request
+from sim.links.keystore import describe, secure_keys
+
+logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[Callable[[BleakClient], None]], BleakClient]
 _NEEDS_PAIRING = {0x05, 0x08, 0x0C, 0x0F}  # insufficient authentication/authorization/key/enc.
@@ -86,6 +107,7 @@ class BleakReceiver(CollectorLink):
         on_established: Callable[[], None] | None = None,
         reconnect_delay_ms: int = RECONNECT_MS,
         timer_lag_s: float = 0.0,
+        host_bonds: MutableSet[str] | None = None,
     ) -> None:
         super().__init__(
             receiver,
@@ -97,6 +119,8 @@ class BleakReceiver(CollectorLink):
             timer_lag_s=timer_lag_s,
         )
         self.make_client = make_client
+        # sensors this receiver paired with through the host's own stack (``HostBonds``)
+        self.host_bonds: MutableSet[str] = set() if host_bonds is None else host_bonds
         self.characteristics: dict[int, BleakGATTCharacteristic] = {}
 
     async def _connect(self) -> BleakClient:
@@ -113,13 +137,17 @@ class BleakReceiver(CollectorLink):
         return client
 
     async def _secure(self, client: BleakClient) -> None:
-        """Pair if the sensor refuses to talk to an unencrypted (or unbonded) link."""
+        """Pair if the sensor refuses to talk to an unencrypted (or unbonded) link; refuse a
+        sensor that talks on an unencrypted link, or pairs without authenticated LE Secure
+        Connections (see the module docstring for what each backend lets us check)."""
         try:
             await client.read_gatt_char(bleak_uuid(gatt.FEATURE.uuid))
-            return  # already encrypted: bonded
         except BleakGATTProtocolError as error:
             if int(error.args[0]) not in _NEEDS_PAIRING:
                 raise
+        else:
+            await self._check_readable(client)
+            return
         try:
             await client.pair()
         except BleakError as error:
@@ -129,6 +157,35 @@ class BleakReceiver(CollectorLink):
                 ) from None
             raise
         self.pairings += 1
+        security = await link_security(client)
+        if security is None:  # the host's stack paired, with its agent: as it allows
+            self.host_bonds.add(client.address)
+            return
+        keys = security.keys if security.encrypted else None
+        if keys is None or not secure_keys(keys):
+            if not self.insecure:
+                with contextlib.suppress(BleakError, TimeoutError):
+                    await client.unpair()  # forget the bond, and drop the link
+            self._refuse(client.address, "just-works" if keys is None else describe(keys))
+
+    async def _check_readable(self, client: BleakClient) -> None:
+        """The CGM Feature was read before any pairing: fine on a link the stack encrypted
+        with an authenticated SC bond; a sensor that serves it in clear is refused."""
+        security = await link_security(client)
+        if security is None:  # bleak cannot tell an encrypted link from an open one
+            if client.address not in self.host_bonds:
+                self._refuse(client.address, "unverified")
+            return  # a bond this receiver made: the host's stack encrypts it on connection
+        if not security.encrypted:
+            self._refuse(client.address, "open")
+        elif (keys := security.keys) is None or not secure_keys(keys):
+            if self.insecure:
+                self._refuse(client.address, "just-works" if keys is None else describe(keys))
+                return
+            logger.warning("bond with %s is not authenticated SC: forgotten", client.address)
+            with contextlib.suppress(BleakError, TimeoutError):
+                await client.unpair()
+            raise ConnectionError("a bond without authenticated LE Secure Connections: pair again")
 
     async def _end_link(self, client: BleakClient) -> None:
         if client.is_connected:

@@ -11,6 +11,10 @@ the app (``ReadingShown``, ``PhaseChanged``, ...) goes to ``on_event``. The core
 armed on the asyncio loop (``sim.links.core_timer``), so this runs on the virtual-time loop as on
 a real one.
 
+Security: a subclass refuses a sensor that does not require authenticated LE Secure Connections
+(``_refuse``: ``InsecureSensor`` ends ``run()``), unless ``insecure`` (lab use only): then it goes
+on and the weakness is listed in ``weaknesses``.
+
 A subclass says how to connect (``_connect``: connect, secure, discover; set ``self._link`` to the
 new link as soon as it exists and call ``_lost`` when it goes), how to carry out one request
 (``_execute``) and how to end a link (``_end_link``), and which exceptions are link failures.
@@ -45,6 +49,29 @@ class PairingRefused(Exception):
     Failed): ``run()`` ends with it instead of trying again."""
 
 
+WEAKNESSES = {  # what a sensor may fail of the receiver's security checks, by code
+    "open": "its CGM Feature can be read without encryption",
+    "just-works": "it paired with Just Works (no passkey: no MITM protection)",
+    "legacy": "it paired with LE legacy pairing, not LE Secure Connections",
+    "unverified": "its CGM Feature could be read before this receiver paired with it, and the"
+    " host's Bluetooth stack does not tell whether that link was encrypted (if the host already"
+    " holds a bond with it, remove that bond there and run again)",
+}
+
+
+class InsecureSensor(PairingRefused):
+    """The receiver refuses the sensor: it serves CGM data without encryption, or paired
+    without authenticated LE Secure Connections (Just Works, legacy). ``run()`` ends with it,
+    the link dropped and the bond forgotten, before the core heard of the sensor."""
+
+    def __init__(self, address: object, weakness: str) -> None:
+        super().__init__(
+            f"refused sensor {address}: {WEAKNESSES[weakness]} (only a sensor that requires"
+            " encryption and pairs with LE Secure Connections and its passkey is trusted)"
+        )
+        self.weakness = weakness
+
+
 class CollectorLink:
     """Drives ``receiver`` over some GATT client API (see the module docstring).
 
@@ -74,6 +101,8 @@ class CollectorLink:
         self.timer = CoreTimer(receiver.get_timer, self._on_timer, to_loop, timer_lag_s)
         self.connections = 0
         self.pairings = 0
+        self.insecure = False  # lab only: go on with a sensor that fails the security checks
+        self.weaknesses: list[str] = []  # what was let through because of ``insecure``
         self.hold_until_ms: int | None = None  # no connection before then (outages, restarts)
         self._link: Any = None  # the current connection, whatever the API calls it
         self._established = False
@@ -96,6 +125,15 @@ class CollectorLink:
 
     async def _end_link(self, link: Any) -> None:
         raise NotImplementedError
+
+    def _refuse(self, address: object, weakness: str) -> None:
+        """Refuse the sensor at ``address`` for ``weakness`` (``InsecureSensor``), or with
+        ``insecure`` only warn and note it."""
+        if not self.insecure:
+            raise InsecureSensor(address, weakness)
+        logger.warning("insecure: going on with sensor %s: %s", address, WEAKNESSES[weakness])
+        if weakness not in self.weaknesses:
+            self.weaknesses.append(weakness)
 
     # --- the connection cycle ---
 

@@ -4,18 +4,47 @@ hardware set (tests/hardware/), which differ only in the transports they are giv
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 CGMSIM = Path(sys.executable).parent / "cgmsim"
 SPEED = 1500  # a 5-minute reading every 0.2 s
 START_TIMEOUT_S = 30
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def virtual_controllers(where: Path) -> Iterator[tuple[str, str]]:
+    """Two virtual controllers on pseudo-terminals in ``where`` (``python -m
+    bumble.apps.controllers``): the ``serial:`` transports that open them."""
+    a, b = where / "hci-a", where / "hci-b"
+    controllers = subprocess.Popen(
+        [sys.executable, "-m", "bumble.apps.controllers", f"pty:{a}", f"pty:{b}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: a.exists() and b.exists(), "the virtual controllers' ptys")
+        yield f"serial:{a},1000000", f"serial:{b},1000000"
+    finally:
+        controllers.send_signal(signal.SIGINT)  # a normal exit removes the symlinks
+        try:
+            controllers.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            controllers.kill()
+            controllers.wait()
 
 
 def wait_for(condition, what: str, timeout_s: float = START_TIMEOUT_S) -> None:
@@ -158,7 +187,7 @@ def check_receiver_restarts(tx_port: str, rx_port: str, tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     two = json.loads(second.stdout)
     assert (one["api"], two["api"]) == ("bumble", "bleak")
-    assert two["connections"] == 1
+    assert two["connections"] == 1, (two, second.stderr)
     assert two["pairings"] == 0  # re-encrypted with the bond from keys.json
     assert two["readings"]["backfilled_this_run"] >= 3, two  # made while it was away
     assert one["readings"]["duplicates"] == two["readings"]["duplicates"] == 0
@@ -204,3 +233,126 @@ def check_wrong_passkey(tx_port: str, rx_port: str, tmp_path: Path, *api: str) -
     assert "wrong passkey" in lines[-1]
     assert tx.returncode == 0
     assert json.loads(summary)["sent_over_air"] == 0  # no reading leaked
+
+
+def _rogue(transport: str, kind: str, tmp_path: Path) -> subprocess.Popen[str]:
+    """A rogue sensor process (``tests.support.rogue_sensor``) on ``transport``."""
+    err = (tmp_path / "rogue.err").open("w")
+    options = ["--transport", transport, "--kind", kind, "--speed", str(SPEED)]
+    rogue = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.rogue_sensor", *options],
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+        cwd=ROOT,
+    )
+    wait_for(lambda: "advertising" in (tmp_path / "rogue.err").read_text(), "the rogue sensor")
+    return rogue
+
+
+def check_rogue_refused(
+    rogue_port: str, rx_port: str, tmp_path: Path, kind: str, *api: str
+) -> None:
+    """A ``kind`` rogue sensor (Just Works, legacy or open) is refused by ``cgmsim receiver``
+    (``api``: extra options, ``--bleak``): one line on stderr naming it, exit 2, no reading
+    stored, no bond kept, nothing sent to the receiver."""
+    from tests.support.rogue_sensor import ROGUE_ADDRESS
+
+    rogue = _rogue(rogue_port, kind, tmp_path)
+    out = tmp_path / "rx"
+    try:
+        # no --days: the refusal must end the run by itself (the timeout is a backstop)
+        done = _receiver(rx_port, out, *api)
+    finally:
+        rogue.send_signal(signal.SIGTERM)
+        report, _ = rogue.communicate(timeout=30)
+    assert done.returncode == 2, (done.returncode, done.stdout[-500:], done.stderr)
+    # one line (bumble's serial transport adds its own complaint about a pty's DTR line)
+    [line] = [x for x in done.stderr.strip().splitlines() if "could not assert DTR" not in x]
+    assert line.startswith(f"cgmsim: error: refused sensor {ROGUE_ADDRESS}: "), line
+    assert not (out / "summary.json").exists()
+    assert _stored(out / "receiver.sqlite") == {}
+    keys = out / "keys.json"
+    stored = json.loads(keys.read_text()) if keys.exists() else {}
+    assert all(ROGUE_ADDRESS not in bonds for bonds in stored.values()), stored
+    assert json.loads(report)["sent_over_air"] == 0
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def check_keys_and_store_private(tx_port: str, rx_port: str, tmp_path: Path) -> None:
+    """With a usual umask (022), the transmitter's --keys file (in a folder it creates) and the
+    receiver's OUT, OUT/keys.json and OUT/receiver.sqlite are readable by their owner only;
+    ``cgmsim bonds list`` shows each side's one bond, authenticated LE Secure Connections."""
+    old = os.umask(0o022)
+    try:
+        tx_keys = tmp_path / "tx" / "keys.json"
+        tx = _transmitter(tx_port, tmp_path, "--keys", str(tx_keys))
+        out = tmp_path / "rx"
+        try:
+            done = _receiver_until(
+                rx_port,
+                out,
+                lambda: bool(_stored(out / "receiver.sqlite")),
+                "a reading stored after pairing",
+            )
+        finally:
+            tx.send_signal(signal.SIGTERM)
+            tx.communicate(timeout=60)
+    finally:
+        os.umask(old)
+    assert done.returncode == 0, done.stderr
+    modes = {
+        "transmitter keys": _mode(tx_keys),
+        "transmitter keys folder": _mode(tx_keys.parent),
+        "receiver OUT": _mode(out),
+        "receiver keys": _mode(out / "keys.json"),
+        "receiver.sqlite": _mode(out / "receiver.sqlite"),
+    }
+    for extra in ("receiver.sqlite-wal", "receiver.sqlite-shm"):
+        if (out / extra).exists():
+            modes[extra] = _mode(out / extra)
+    private = {name: 0o700 if "folder" in name or "OUT" in name else 0o600 for name in modes}
+    found = {n: oct(m) for n, m in modes.items()}
+    assert found == {n: oct(m) for n, m in private.items()}, found
+    for where, peer in (
+        (("--keys", str(tx_keys)), "C0:CA:FE:00:00:02"),
+        (("--out", str(out)), "C0:CA:FE:00:00:01"),
+    ):
+        listed = subprocess.run(
+            [str(CGMSIM), "bonds", "list", *where, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert [(b["address"], b["pairing"]) for b in json.loads(listed.stdout)] == [
+            (peer, "secure-connections")
+        ]
+
+
+def check_insecure_allows_a_rogue(rogue_port: str, rx_port: str, tmp_path: Path) -> None:
+    """``cgmsim receiver --insecure`` (lab only) goes on with a Just Works sensor: a warning
+    line on stderr, ``insecure`` and the weakness in summary.json, the readings stored."""
+    from tests.support.rogue_sensor import ROGUE_MGDL
+
+    rogue = _rogue(rogue_port, "just-works", tmp_path)
+    out = tmp_path / "rx"
+    try:
+        done = _receiver_until(
+            rx_port,
+            out,
+            lambda: bool(_stored(out / "receiver.sqlite")),
+            "a reading of the rogue sensor stored",
+            "--insecure",
+        )
+    finally:
+        rogue.send_signal(signal.SIGTERM)
+        rogue.communicate(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "warning: --insecure" in done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["insecure"] is True and summary["weaknesses"] == ["just-works"]
+    assert {g for g, _ in _stored(out / "receiver.sqlite").values()} == {ROGUE_MGDL}
