@@ -66,7 +66,7 @@ from sim.links.bleak_receiver import (
     bleak_uuid,
 )
 from sim.links.keystore import MAX_BONDS, HostBonds, SecureKeyStore, attach
-from sim.private_files import private_dir
+from sim.private_files import create_private, private_dir
 from sim.recording import RecordingReceiver, RecordingTransmitter, RecordingWriter, header
 from sim.store import ReceiverStore
 from sim.world import SimulationConfig
@@ -165,8 +165,8 @@ def sensor_privacy(keys: pathlib.Path | None) -> Privacy:
         try:
             irk = bytes.fromhex(path.read_text().strip())
         except FileNotFoundError:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as file:
+            private_dir(path.parent)  # as the key store's own folder
+            with os.fdopen(create_private(path), "w") as file:
                 file.write(irk.hex() + "\n")
         except ValueError:
             irk = b""
