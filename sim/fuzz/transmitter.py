@@ -126,18 +126,24 @@ class TransmitterTarget:
     def generate(self, rng: random.Random, count: int) -> list[Action]:
         draw = rng.random
         actions: list[Action] = [["setup", draw() < 0.5]]
+        # A collector subscribes on every connection: CCCD values end with the link unless the
+        # client bonded (Core Vol 3 Part G 3.3.3.3), and this one has not.
+        subscriptions: list[Action] = [
+            ["subscribe", uuid, uuid == MEASUREMENT, uuid != MEASUREMENT]
+            for uuid in (MEASUREMENT, RACP, SOCP)
+        ]
         connected = False
         if draw() < 0.9:
-            actions += [["connect", pick(rng, MTUS)]]
-            actions += [
-                ["subscribe", uuid, uuid == MEASUREMENT, uuid != MEASUREMENT]
-                for uuid in (MEASUREMENT, RACP, SOCP)
-            ]
+            actions += [["connect", pick(rng, MTUS)], *subscriptions]
             connected = True
         while len(actions) < count:
             roll = draw()
             if not connected:
-                actions.append(["connect", pick(rng, MTUS)] if roll < 0.6 else ["step"])
+                if roll < 0.6:  # and mostly as a collector does, sometimes not (CCCDs off)
+                    actions.append(["connect", pick(rng, MTUS)])
+                    actions += subscriptions if draw() < 0.8 else []
+                else:
+                    actions.append(["step"])
                 connected = roll < 0.6
             elif roll < 0.5:
                 actions.append(self._write(rng))

@@ -19,6 +19,8 @@ from tests.support.hil import (
 )
 from tests.support.rogue_sensor import KINDS
 
+pytestmark = pytest.mark.slow  # separate processes over virtual controllers
+
 
 @pytest.fixture
 def ptys(tmp_path: Path) -> Iterator[tuple[str, str]]:
