@@ -516,8 +516,8 @@ def test_report_with_measurement_notifications_off_is_refused_with_0xfd():
         ("ff 00", "06 00 ff 02"),
         ("01", "06 00 01 03"),  # operator missing
         ("01 00", "06 00 01 03"),  # null operator
-        ("01 07", "06 00 01 03"),  # reserved operator
-        ("04 ff", "06 00 04 03"),
+        ("01 07", "06 00 01 04"),  # reserved operator: not supported (CGMS.TS CBE/BI-03-C)
+        ("04 ff", "06 00 04 04"),  # reserved operator on report number
         ("03 01", "06 00 03 03"),  # abort takes operator null
         ("01 02", "06 00 01 05"),  # <= without its operand
         ("01 03 01 05", "06 00 01 05"),  # truncated operand
