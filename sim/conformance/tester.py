@@ -30,6 +30,7 @@ SST, SRT = gatt.SESSION_START_TIME.uuid, gatt.SESSION_RUN_TIME.uuid
 RACP, SOCP = gatt.RACP.uuid, gatt.SOCP.uuid
 INDICATION_WAIT_S = 5.0  # for a control point's answer (the device's own timeout is 30 s)
 RECORDS_WAIT_S = 20.0  # for the records a case needs to appear
+BOOKKEEPING_PAUSE_S = 0.05  # around the tester's own record snapshots (see ``snapshot``)
 NOTIFY_ON, INDICATE_ON, OFF = b"\x01\x00", b"\x02\x00", b"\x00\x00"
 
 
@@ -296,13 +297,24 @@ class Tester:
         self.expect_racp(exchange, wire.racp_response(0x01, 0x01), "Report Stored Records, All")
         return self.parse(exchange.notifications)
 
+    async def snapshot(self) -> list[wire.Record]:
+        """The stored records, oldest first, for the tester's own bookkeeping (not a step of a test suite
+        case): a 'report all' with a pause before and after it, standing for the preamble
+        that separates the test suite's cases (it reconnects). Procedures within a case go
+        back to back, as a collector may send them (issue 13 defect 5)."""
+        await self.settle(BOOKKEEPING_PAUSE_S)
+        found = await self.all_records()
+        await self.settle(BOOKKEEPING_PAUSE_S)
+        # oldest first, each once: a live record may be notified during the report as well
+        return sorted({r.time_offset: r for r in found}.values(), key=lambda r: r.time_offset)
+
     async def need_records(self, n: int, timeout_s: float = RECORDS_WAIT_S) -> list[wire.Record]:
         """At least ``n`` stored records (waiting for the sensor to make them), all of them."""
         await self.preamble_racp()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
-            found = await self.all_records()
+            found = await self.snapshot()
             if len(found) >= n:
                 return found
             if loop.time() > deadline:
