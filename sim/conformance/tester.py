@@ -298,9 +298,9 @@ class Tester:
         return self.parse(exchange.notifications)
 
     async def snapshot(self) -> list[wire.Record]:
-        """The stored records, oldest first, for the tester's own bookkeeping (not a step of a test suite
-        case): a 'report all' with a pause before and after it, standing for the preamble
-        that separates the test suite's cases (it reconnects). Procedures within a case go
+        """The stored records, oldest first, for the tester's own bookkeeping (not a step of a
+        test suite case): a 'report all' with a pause before and after it, standing for the
+        preamble that separates the test suite's cases (it reconnects). Procedures within a case go
         back to back, as a collector may send them (issue 13 defect 5)."""
         await self.settle(BOOKKEEPING_PAUSE_S)
         found = await self.all_records()
