@@ -7,37 +7,14 @@ backfills what it missed."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.hil import CGMSIM, check_receiver_restarts, check_wrong_passkey, wait_for
+from tests.support.hil import CGMSIM, check_receiver_restarts, check_wrong_passkey
 
 pytestmark = pytest.mark.slow  # separate processes over virtual controllers
-
-
-@pytest.fixture
-def ptys(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    a, b = tmp_path / "hci-a", tmp_path / "hci-b"
-    controllers = subprocess.Popen(
-        [sys.executable, "-m", "bumble.apps.controllers", f"pty:{a}", f"pty:{b}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for(lambda: a.exists() and b.exists(), "the virtual controllers' ptys")
-        yield f"serial:{a},1000000", f"serial:{b},1000000"
-    finally:
-        controllers.send_signal(signal.SIGINT)  # a normal exit removes the symlinks
-        try:
-            controllers.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            controllers.kill()
-            controllers.wait()
 
 
 def test_transmitter_and_receiver_processes_over_serial_ptys(ptys, tmp_path: Path) -> None:

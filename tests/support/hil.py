@@ -10,7 +10,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 CGMSIM = Path(sys.executable).parent / "cgmsim"
 SPEED = 1500  # a 5-minute reading every 0.2 s
@@ -23,6 +26,28 @@ def wait_for(condition, what: str, timeout_s: float = START_TIMEOUT_S) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def ptys(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two virtual controllers on pseudo-terminals (``python -m bumble.apps.controllers``),
+    as the ``serial:`` transports of two processes."""
+    a, b = tmp_path / "hci-a", tmp_path / "hci-b"
+    controllers = subprocess.Popen(
+        [sys.executable, "-m", "bumble.apps.controllers", f"pty:{a}", f"pty:{b}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: a.exists() and b.exists(), "the virtual controllers' ptys")
+        yield f"serial:{a},1000000", f"serial:{b},1000000"
+    finally:
+        controllers.send_signal(signal.SIGINT)  # a normal exit removes the symlinks
+        try:
+            controllers.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            controllers.kill()
+            controllers.wait()
 
 
 def _transmitter(transport: str, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
