@@ -31,6 +31,7 @@ from firmware.events import Respond
 from firmware.profiles import G7
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms.racp import RacpResponseCode
+from sim.cli import cli
 from sim.conformance import report
 from sim.conformance.local import run_local, with_samples
 from sim.conformance.registry import Case, Phase, Result, Verdict, sensor_cases
@@ -258,3 +259,52 @@ def test_conformance_against_cgmsim_transmitter(
     assert suite is not None
     assert int(suite.get("failures", "-1")) == data["summary"]["FAIL"]
     assert int(suite.get("tests", "-1")) == len(results)
+
+
+def test_a_case_that_hangs_ends_at_its_timeout_and_the_run_goes_on(monkeypatch) -> None:
+    async def hang(tester: object) -> str:
+        await asyncio.sleep(60)
+        return "never"
+
+    async def after(tester: object) -> str:
+        return "ran"
+
+    pairing = next(c for c in sensor_cases() if c.phase is Phase.PAIRING)
+    cases = [
+        pairing,
+        Case("CGMSIM/SEN/X/BI-01-C", "hangs", "CGMS §3.8.1", hang, timeout_s=0.3),
+        Case("CGMSIM/SEN/X/BV-02-C", "after", "CGMS §3.8.1", after),
+    ]
+    monkeypatch.setattr("sim.conformance.runner.sensor_cases", lambda: cases)
+    core = with_samples(Transmitter(TransmitterConfig(G7), CALIBRATION, 0))
+    results = asyncio.run(run_local(core))
+    assert [(r.case.id, r.verdict) for r in results[1:]] == [
+        ("CGMSIM/SEN/X/BI-01-C", Verdict.FAIL),
+        ("CGMSIM/SEN/X/BV-02-C", Verdict.PASS),
+    ]
+    assert "timeout of 0.3 s" in results[1].reason
+    assert results[1].seconds < 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "collector", "--transport", "usb:0"], "not implemented yet"),
+        (
+            [
+                *("--role", "sensor", "--transport", "usb:0"),
+                *("--address", "C0:CA:FE:00:00:01", "--name", "cgmsim"),
+            ],
+            "exclude each other",
+        ),
+        (["--role", "sensor", "--transport", "usb:0", "--passkey", "12"], "6 digits"),
+        (["--role", "sensor", "--transport", "serial:/nonexistent/tty,1000000"], "cannot open"),
+    ],
+    ids=["collector", "address-and-name", "passkey", "transport"],
+)
+def test_bad_input_exits_2_with_one_line(capsys, args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["conformance", *args], prog_name="cgmsim")
+    assert done.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("cgmsim: error:") and message in line, line
