@@ -162,16 +162,16 @@ class SensorRun:
         def result(verdict: Verdict, reason: str, frames: list[str] | None = None) -> Result:
             return Result(case, verdict, reason, frames or [], time.perf_counter() - start)
 
-        if case.destructive and not self.allow_destructive:
-            return result(Verdict.NOT_RUN, "destructive: not run without --allow-destructive")
         tester = self.tester
-        if case.phase is Phase.PAIRED and (tester is None or not tester.paired):
-            why = tester.pairing_error if tester is not None else None
-            return result(Verdict.INCONCLUSIVE, f"not paired ({why or 'pairing did not run'})")
         if case.phase is Phase.PAIRED:
             why_not = case.applies(tester.features if tester else None)
             if why_not is not None:
                 return result(Verdict.NOT_APPLICABLE, why_not)
+        if case.destructive and not self.allow_destructive:
+            return result(Verdict.NOT_RUN, "destructive: not run without --allow-destructive")
+        if case.phase is Phase.PAIRED and (tester is None or not tester.paired):
+            why = tester.pairing_error if tester is not None else None
+            return result(Verdict.INCONCLUSIVE, f"not paired ({why or 'pairing did not run'})")
         if not self._connected():
             try:
                 tester = await self._relink()
