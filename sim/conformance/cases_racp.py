@@ -149,6 +149,33 @@ async def count_at_least(t: Tester) -> str:
     return f">= {second}: {counted} records"
 
 
+@case(
+    "CGMSIM/SEN/RAN/BV-04-C",
+    "Report Number of Stored Records - '<=', 'within range', 'first', 'last'",
+    "CGMS §3.6.3.2, §3.6.2 (optional operators: Operator Not Supported when absent)",
+)
+async def count_other_operators(t: Tester) -> str:
+    found = await t.need_records(3)
+    second, third = found[1].time_offset, found[2].time_offset
+    checks = [
+        ("<=", b"\x02" + _filter(second), 2),
+        ("within range", b"\x04" + _filter(second) + third.to_bytes(2, "little"), 2),
+        ("first", b"\x05", 1),
+        ("last", b"\x06", 1),
+    ]
+    done, absent = [], []
+    for name, operator, expected in checks:
+        exchange = await t.racp(bytes([COUNT]) + operator)
+        if exchange.response == wire.racp_response(COUNT, 0x04):
+            absent.append(name)
+            continue
+        t.expect_racp(exchange, wire.racp_count(expected), f"Report Number, {name}")
+        done.append(f"{name}: {expected}")
+    if not done:
+        raise t.not_applicable("none of the optional operators is supported for counting")
+    return "; ".join(done) + (f"; not supported: {', '.join(absent)}" if absent else "")
+
+
 # --- report stored records (CGMS.TS 4.12) --------------------------------------------------------
 
 
