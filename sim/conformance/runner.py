@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bumble.core import AdvertisingData, BaseBumbleError
+from bumble.core import BaseBumbleError
 from bumble.device import Connection, Device, Peer
 from bumble.hci import Address
 from bumble.pairing import PairingConfig, PairingDelegate
@@ -35,7 +35,7 @@ from sim.conformance.registry import (
     sensor_cases,
 )
 from sim.conformance.tester import Tester
-from sim.hil import SCAN_TIMEOUT_S, TransportProblem, scan_for_cgm
+from sim.hil import TransportProblem, scan_for_cgm
 from sim.links.ble import receiver_pairing
 
 TESTER_ADDRESS = "C0:CA:FE:00:00:0C"  # random static
@@ -62,28 +62,6 @@ def _pairing(passkey: int | None) -> PairingConfig:
         bonding=True,
         delegate=PairingDelegate(io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
     )
-
-
-async def _scan_by_name(device: Device, name: str, timeout_s: float) -> Address:
-    found: asyncio.Future[Address] = asyncio.get_running_loop().create_future()
-
-    def advertisement(adv: Any) -> None:
-        names = [
-            adv.data.get(AdvertisingData.COMPLETE_LOCAL_NAME),
-            adv.data.get(AdvertisingData.SHORTENED_LOCAL_NAME),
-        ]
-        if name in names and not found.done():
-            found.set_result(adv.address)
-
-    device.on(device.EVENT_ADVERTISEMENT, advertisement)
-    await device.start_scanning(filter_duplicates=True)
-    try:
-        return await asyncio.wait_for(found, timeout_s)
-    except TimeoutError:
-        raise TimeoutError(f"no device named {name!r} heard in {timeout_s:g} s") from None
-    finally:
-        device.remove_listener(device.EVENT_ADVERTISEMENT, advertisement)
-        await device.stop_scanning()
 
 
 class SensorRun:
@@ -216,10 +194,8 @@ async def run_sensor(
         await device.power_on()
         if address is not None:
             target = Address(address)
-        elif name is not None:
-            target = await _scan_by_name(device, name, SCAN_TIMEOUT_S)
         else:
-            target = await scan_for_cgm(device)
+            target = await scan_for_cgm(device, name=name)
         sensor = SensorRun(
             device,
             target,
