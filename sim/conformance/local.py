@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from bumble.device import Device
 from bumble.link import LocalLink
 
 from firmware.events import SensorSample
@@ -41,9 +42,11 @@ async def run_local(
     only: Callable[[Case], bool] | None = None,
     speed: float = SPEED,
     start_ms: int = START_MS,
+    sensor_setup: Callable[[Device], None] | None = None,
 ) -> list[Result]:
     """The sensor cases (those ``only`` keeps) against ``core``, which has been fed samples up
-    to ``start_ms``; it goes on sampling every 5 minutes of session time."""
+    to ``start_ms``; it goes on sampling every 5 minutes of session time. ``sensor_setup``
+    may change the sensor's bumble device before it powers on."""
     link = LocalLink()
     sensor = in_process_device(link, "cgmsim", SENSOR_ADDRESS)
     tester = in_process_device(link, "tester", TESTER_ADDRESS)
@@ -57,6 +60,8 @@ async def run_local(
             await clock.sleep_until(t)
             served.sample(SensorSample(corpus.counts_at(t)))
 
+    if sensor_setup is not None:
+        sensor_setup(sensor)
     await sensor.power_on()
     await tester.power_on()
     await served.start()

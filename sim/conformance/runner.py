@@ -82,11 +82,21 @@ class SensorRun:
         self.only = only or (lambda case: True)
         self.on_result = on_result or (lambda result: None)
         self.tester: Tester | None = None
+        self._security_requests: dict[int, list[int]] = {}
         device.pairing_config_factory = lambda connection: _pairing(passkey)
+        device.on(device.EVENT_CONNECTION, self._on_connection)
+
+    def _on_connection(self, connection: Connection) -> None:
+        """A sensor may send its SM Security Request as soon as the link exists, before
+        ``connect()`` returns: listen from the connection's creation on."""
+        requests: list[int] = []
+        self._security_requests[connection.handle] = requests
+        connection.on(connection.EVENT_SECURITY_REQUEST, requests.append)
 
     async def _connect(self) -> Tester:
         connection: Connection = await self.device.connect(self.target, timeout=CONNECT_TIMEOUT_S)
-        tester = Tester(self.device, connection, Peer(connection))
+        requests = self._security_requests.pop(connection.handle, None)
+        tester = Tester(self.device, connection, Peer(connection), requests)
         await asyncio.wait_for(tester.peer.discover_all(), SETUP_TIMEOUT_S)
         tester.attach()
         return tester

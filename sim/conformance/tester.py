@@ -54,7 +54,13 @@ class Exchange:
 class Tester:
     """The link to the IUT. Cases use ``read``/``write``/``racp``/``socp`` and the checks."""
 
-    def __init__(self, device: Device, connection: Connection, peer: Peer) -> None:
+    def __init__(
+        self,
+        device: Device,
+        connection: Connection,
+        peer: Peer,
+        security_requests: list[int] | None = None,
+    ) -> None:
         self.device, self.connection, self.peer = device, connection, peer
         self.chars: dict[int, CharacteristicProxy[bytes]] = {}
         self.cccds: dict[int, DescriptorProxy | None] = {}
@@ -62,12 +68,17 @@ class Tester:
         self.inbox: list[Received] = []
         self.frames: list[str] = []
         self.arrived = asyncio.Event()
-        self.security_requests: list[int] = []  # SMP auth_req of each Security Request
+        # SMP auth_req of each Security Request, collected from the connection's creation on
+        # (see ``listen_for_security_requests``), or from now on
+        self.security_requests: list[int] = (
+            security_requests if security_requests is not None else []
+        )
         self.connected_at = asyncio.get_running_loop().time()
         self.paired = False
         self.pairing_error: str | None = None
         self.cache: dict[str, Any] = {}  # what one case learnt for the next (record offsets)
-        connection.on(connection.EVENT_SECURITY_REQUEST, self.security_requests.append)
+        if security_requests is None:
+            connection.on(connection.EVENT_SECURITY_REQUEST, self.security_requests.append)
 
     # --- setting up ---
 

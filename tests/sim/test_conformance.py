@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bumble.device import Device
 
 from firmware.events import Respond
 from firmware.profiles import G7
@@ -152,6 +153,20 @@ def test_a_planted_defect_fails_the_case_that_catches_it() -> None:
     assert "expected RACP 06 00 01 04, got 06 00 01 03" in failed.reason
     assert "I 2A52 06000103" in failed.frames
     assert "CGMS/SEN/CBE/BI-03-C" in report.line(failed)
+
+
+def test_a_security_request_sent_at_once_is_seen() -> None:
+    """What CGMSIM/SEN/SEC/BV-01-C asks (CGMP §6.1; issue 13 defect 2), done by a sensor that
+    requests security the moment a collector connects: the case PASSes."""
+
+    def request_security(sensor: Device) -> None:
+        sensor.on(sensor.EVENT_CONNECTION, lambda connection: connection.request_pairing())
+
+    core = with_samples(Transmitter(TransmitterConfig(G7), CALIBRATION, 0))
+    results = asyncio.run(
+        run_local(core, only=lambda case: case.id == DEFECT_2, sensor_setup=request_security)
+    )
+    assert [(r.case.id, r.verdict) for r in results] == [(DEFECT_2, Verdict.PASS)], results
 
 
 def test_destructive_cases_are_not_run_without_allow_destructive() -> None:
