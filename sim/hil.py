@@ -278,14 +278,23 @@ async def run_transmitter(
     }
 
 
-async def scan_for_cgm(device: Device, timeout_s: float = SCAN_TIMEOUT_S) -> Address:
-    """The address of the first advertiser of the CGM service (0x181F)."""
+async def scan_for_cgm(
+    device: Device, timeout_s: float = SCAN_TIMEOUT_S, *, name: str | None = None
+) -> Address:
+    """The address of the first advertiser of the CGM service (0x181F), or with ``name``, of
+    the first advertiser of that (complete or shortened) local name."""
     service = UUID.from_16_bits(gatt.CGM_SERVICE)
     found: asyncio.Future[Address] = asyncio.get_running_loop().create_future()
 
     def advertisement(adv: Any) -> None:
-        uuids = adv.data.get_all(adv.data.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS)
-        if any(service in group for group in uuids) and not found.done():
+        if name is not None:
+            names = [adv.data.get(adv.data.COMPLETE_LOCAL_NAME)]
+            names.append(adv.data.get(adv.data.SHORTENED_LOCAL_NAME))
+            wanted = name in names
+        else:
+            uuids = adv.data.get_all(adv.data.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS)
+            wanted = any(service in group for group in uuids)
+        if wanted and not found.done():
             found.set_result(adv.address)
 
     device.on(device.EVENT_ADVERTISEMENT, advertisement)
@@ -293,7 +302,8 @@ async def scan_for_cgm(device: Device, timeout_s: float = SCAN_TIMEOUT_S) -> Add
     try:
         return await asyncio.wait_for(found, timeout_s)
     except TimeoutError:
-        raise TimeoutError(f"no CGM sensor (service 0x181F) heard in {timeout_s:g} s") from None
+        what = f"device named {name!r}" if name is not None else "CGM sensor (service 0x181F)"
+        raise TimeoutError(f"no {what} heard in {timeout_s:g} s") from None
     finally:
         device.remove_listener(device.EVENT_ADVERTISEMENT, advertisement)
         await device.stop_scanning()

@@ -135,6 +135,7 @@ def _with_common(function: Any) -> Any:
     "--days", type=click.FloatRange(0, 30, min_open=True), default=None, help="Default: all."
 )
 @click.option("--ideal-sensor", is_flag=True, help="The sensor reports the reference exactly.")
+@click.option("--e2e-crc", is_flag=True, help="The sensor uses E2E-CRC on every value.")
 @click.option("--address", default=TRANSMITTER_ADDRESS, show_default=True)
 @click.option(
     "--privacy/--no-privacy",
@@ -161,6 +162,7 @@ def transmitter_command(
     seed: int,
     days: float | None,
     ideal_sensor: bool,
+    e2e_crc: bool,
     address: str,
     privacy: bool,
     bonded_only: bool,
@@ -175,7 +177,7 @@ def transmitter_command(
     rate, key = _speed(speed, realtime), _passkey(passkey)
     _check_keys(keys)
     config = SimulationConfig(
-        profile=PROFILES[profile], days=days, seed=seed, ideal_sensor=ideal_sensor
+        profile=PROFILES[profile], days=days, seed=seed, ideal_sensor=ideal_sensor, e2e_crc=e2e_crc
     )
 
     def ready(where: str) -> None:

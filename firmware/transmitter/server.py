@@ -554,7 +554,10 @@ class Transmitter:
             self.device_specific_alert = False
             return ok
         if op == SocpOpcode.START_SESSION:
-            if session is not None and session.running(now_ms):
+            # One sensor, one session: Feature bit 14 (Multiple Sessions) is 0, so a session
+            # that ran (running, stopped or over) cannot be followed by another (CGMS.TS
+            # CGMS/SEN/CGMCP/BI-08-C and BV-24-C); only a sensor with no session yet starts one.
+            if session is not None:
                 return socp.response(op, SocpResponseCode.PROCEDURE_NOT_COMPLETED)
             self._start_session(now_ms)
             return ok

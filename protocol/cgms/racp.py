@@ -182,9 +182,15 @@ def _validate(data: bytes) -> None:
                 data, f"response_code {operand[1]} is reserved", RacpResponseCode.INVALID_OPERAND
             )
         return
-    if operator == RacpOperator.NULL or operator not in RacpOperator.__members__.values():
+    if operator == RacpOperator.NULL:  # a record procedure needs an operator (SPEC §3.6.3.6)
         raise _refuse(
             data, f"{name}: operator {operator} is not valid", RacpResponseCode.INVALID_OPERATOR
+        )
+    if operator not in RacpOperator.__members__.values():  # RFU: CGMS.TS CGMS/SEN/CBE/BI-03-C
+        raise _refuse(
+            data,
+            f"{name}: operator {operator} is reserved (not supported)",
+            RacpResponseCode.OPERATOR_NOT_SUPPORTED,
         )
     if operator in _FILTERED or operator == RacpOperator.WITHIN_RANGE_OF:
         if operand and operand[0] != FILTER_TIME_OFFSET:

@@ -35,7 +35,6 @@ from typing import Any
 
 from bumble import att
 from bumble.device import Connection, Peer
-from bumble.gatt import GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR
 from bumble.gatt_client import CharacteristicProxy, DescriptorProxy
 from bumble.link import LocalLink
 
@@ -56,7 +55,8 @@ from sim.fuzz.transmitter import (
     TransmitterTarget,
     select,
 )
-from sim.links.ble import BleTransmitter, in_process_device, receiver_pairing, uuid16
+from sim.links.ble import BleTransmitter, in_process_device, receiver_pairing
+from sim.links.cgms_peer import cgms_attributes, listen
 from sim.virtual_loop import run_virtual
 
 SAMPLE_MS = corpus.SAMPLE_MS
@@ -225,23 +225,14 @@ class _BleRun:
         peer = Peer(connection)
         await asyncio.wait_for(peer.discover_all(), ATT_TIMEOUT_S)
         self.peer = peer
-        service = uuid16(gatt.CGM_SERVICE)
-        self.chars = {}
-        for uuid in UUIDS:
-            (self.chars[uuid],) = peer.get_characteristics_by_uuid(uuid16(uuid), service)
-        client = peer.gatt_client
+        self.chars, cccds = cgms_attributes(peer)
+        assert set(self.chars) == set(UUIDS), f"characteristics missing: {set(UUIDS)}"
         for uuid in NOTIFYING:
-            char = self.chars[uuid]
-            cccd = char.get_descriptor(GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR)
+            cccd = cccds.get(uuid)
             assert cccd is not None, f"no CCCD on 0x{uuid:04X}"
             self.cccds[uuid] = cccd
-            # Listen on every notifying characteristic, whatever the CCCDs say.
-            client.notification_subscribers.setdefault(char.handle, set()).add(
-                lambda value, u=uuid: self._pdu(u, bytes(value), indication=False)
-            )
-            client.indication_subscribers.setdefault(char.handle, set()).add(
-                lambda value, u=uuid: self._pdu(u, bytes(value), indication=True)
-            )
+        # Listen on every notifying characteristic, whatever the CCCDs say.
+        listen(peer, self.chars, lambda uuid, value, indication: self._pdu(uuid, value, indication))
 
     async def _reconnect(self) -> None:
         connection = self.connection

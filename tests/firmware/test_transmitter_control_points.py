@@ -516,8 +516,8 @@ def test_report_with_measurement_notifications_off_is_refused_with_0xfd():
         ("ff 00", "06 00 ff 02"),
         ("01", "06 00 01 03"),  # operator missing
         ("01 00", "06 00 01 03"),  # null operator
-        ("01 07", "06 00 01 03"),  # reserved operator
-        ("04 ff", "06 00 04 03"),
+        ("01 07", "06 00 01 04"),  # reserved operator: not supported (CGMS.TS CBE/BI-03-C)
+        ("04 ff", "06 00 04 04"),  # reserved operator on report number
         ("03 01", "06 00 03 03"),  # abort takes operator null
         ("01 02", "06 00 01 05"),  # <= without its operand
         ("01 03 01 05", "06 00 01 05"),  # truncated operand
@@ -819,25 +819,35 @@ def test_stop_session_then_stop_again(e2e):
     assert link.status().status & StatusFlags.SESSION_STOPPED
 
 
-def test_start_after_stop_clears_records_and_restarts_time_offsets(e2e):
+def test_start_after_stop_is_refused_a_new_sensor_means_a_new_session(e2e):
+    """Feature bit 14 (Multiple Sessions) is 0: once this sensor's session is stopped no other
+    starts (CGMS.TS CGMS/SEN/CGMCP/BV-24-C: Procedure Not Completed), and the stopped
+    session's records stay for the collector to fetch (issue 13 defect 4)."""
     link = stored(5, e2e_crc=e2e)
-    link.write(SST, _sst(SessionStartTime(2024, 5, 1, 8, 0, 0, 8, 0), e2e))
-    link.socp(SocpFrame(SocpOpcode.STOP_SESSION))
+    (feature,) = link.receive(Read(gatt.FEATURE.uuid))
+    assert feature.value is not None
+    assert not attributes.decode_feature(feature.value).features & (1 << 14)  # Multiple Sessions
+    assert link.socp(SocpFrame(SocpOpcode.STOP_SESSION)) == ok(0x1B)
     link.feed(n=1)
+    assert link.socp(SocpFrame(SocpOpcode.START_SESSION)) == refused(0x1A, 4)
+    assert link.status().status & StatusFlags.SESSION_STOPPED
+    mark = link.mark()
+    link.racp("04 01")
+    assert link.racp_answers(mark) == ["05 00 05 00"]
+
+
+def test_start_session_on_a_sensor_with_no_session_yet_succeeds(e2e):
+    link = Link(e2e_crc=e2e)
+    link.tx = Transmitter(link.tx.config, CAL, 0, start_session=False)
+    link.receive(Connected(23))
+    for uuid, kind in ((MEASUREMENT, "notify"), (RACP, "indicate"), (SOCP, "indicate")):
+        link.receive(Subscribe(uuid, notify=kind == "notify", indicate=kind == "indicate"))
+    assert link.status().status & StatusFlags.SESSION_STOPPED
     assert link.socp(SocpFrame(SocpOpcode.START_SESSION)) == ok(0x1A)
     status = link.status()
     assert status.time_offset == 0
     assert not status.status & StatusFlags.SESSION_STOPPED
-    assert status.cal_temp & CalTempFlags.TIME_SYNCHRONIZATION_REQUIRED
-    assert link.read(SST).year == 0
-    mark = link.mark()
-    link.racp("04 01")
-    assert link.racp_answers(mark) == ["05 00 00 00"]
-    new = link.feed(100.0, 7)  # a new warm-up, then offsets from the new start
-    assert [r.time_offset for r in new] == offsets_of(2)
-    mark = link.mark()
-    link.racp("01 01")
-    assert [r.time_offset for r in link.records(mark)] == offsets_of(2)
+    assert link.socp(SocpFrame(SocpOpcode.START_SESSION)) == refused(0x1A, 4)
 
 
 RESPONSE_FRAMES = [

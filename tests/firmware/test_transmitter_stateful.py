@@ -168,9 +168,9 @@ class TransmitterMachine(RuleBasedStateMachine):
         (answer,) = [socp.decode(i.value) for i in self.indications]
         running = not self.stopped and self.now - self.session_start < G7.end_ms
         if opcode == SocpOpcode.START_SESSION:
-            expected = SocpResponseCode.PROCEDURE_NOT_COMPLETED if running else 1
-            if not running:
-                self.session_start, self.stopped, self.offsets = self.now, False, []
+            # a session exists from power-on: with no Multiple Sessions (Feature bit 14 = 0),
+            # no second one starts, stopped or over (issue 13 defect 4)
+            expected = SocpResponseCode.PROCEDURE_NOT_COMPLETED
         else:
             expected = SocpResponseCode.SUCCESS if running else 2
             self.stopped = self.stopped or running

@@ -28,7 +28,6 @@ from sim.hil import _device, _open, scan_for_cgm
 from sim.links.ble import EnterPasskey, uuid16
 from sim.links.ble_receiver import bonding_pairing
 from sim.links.ble_security import ENCRYPTION_DEADLINE_S
-from tests.sim.test_hil_serial import ptys  # noqa: F401  (the fixture)
 from tests.support.hil import _transmitter
 
 pytestmark = pytest.mark.slow  # a separate process over virtual controllers, 10 s idle wait
@@ -90,7 +89,7 @@ async def _attack(port: str) -> dict[str, object]:
     return seen
 
 
-def test_attacks_on_the_transmitter_process(ptys, tmp_path: Path) -> None:  # noqa: F811
+def test_attacks_on_the_transmitter_process(ptys, tmp_path: Path) -> None:
     tx_port, attacker_port = ptys
     tx = _transmitter(tx_port, tmp_path, "--passkey", f"{PASSKEY:06d}")
     try:

@@ -5,7 +5,6 @@ sensor process (``tests.support.rogue_sensor``) or ``cgmsim transmitter``."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,10 @@ from tests.support.hil import (
     check_insecure_allows_a_rogue,
     check_keys_and_store_private,
     check_rogue_refused,
-    virtual_controllers,
 )
 from tests.support.rogue_sensor import KINDS
 
 pytestmark = pytest.mark.slow  # separate processes over virtual controllers
-
-
-@pytest.fixture
-def ptys(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    with virtual_controllers(tmp_path) as transports:
-        yield transports
 
 
 @pytest.mark.parametrize("api", [(), ("--bleak",)], ids=["bumble", "bleak"])

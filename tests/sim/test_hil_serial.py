@@ -8,25 +8,13 @@ backfills what it missed."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.hil import (
-    CGMSIM,
-    check_receiver_restarts,
-    check_wrong_passkey,
-    virtual_controllers,
-)
+from tests.support.hil import CGMSIM, check_receiver_restarts, check_wrong_passkey
 
 pytestmark = pytest.mark.slow  # separate processes over virtual controllers
-
-
-@pytest.fixture
-def ptys(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    with virtual_controllers(tmp_path) as transports:
-        yield transports
 
 
 def test_transmitter_and_receiver_processes_over_serial_ptys(ptys, tmp_path: Path) -> None:

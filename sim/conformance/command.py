@@ -1,0 +1,122 @@
+"""``cgmsim conformance``: run the CGMS test suite's cases against a device (docs/conformance.md).
+
+Exit status: 0 when no case FAILed, 1 when one did, 2 for bad input or a transport or device
+that cannot be reached (shared/design/cli.md). One line per case on stdout (``--json``: one
+JSON document instead); a summary line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+from typing import Any
+
+import click
+
+from sim.hil_commands import _TRANSPORT_HELP, _address, _passkey
+
+
+@click.command(name="conformance")
+@click.option(
+    "--role",
+    type=click.Choice(["sensor", "collector"]),
+    required=True,
+    help="sensor: cgmsim is the tester (a central) and the device a CGM sensor. collector: "
+    "cgmsim plays the sensor to test a receiver or app — not implemented yet (exit 2).",
+)
+@click.option("--transport", required=True, metavar="T", help=_TRANSPORT_HELP)
+@click.option("--address", default=None, help="The device's address (default: scan).")
+@click.option(
+    "--name", default=None, help="The device's advertised name (default: scan for 0x181F)."
+)
+@click.option(
+    "--passkey",
+    default=None,
+    help="The device's 6-digit passkey (passkey entry); without it, Just Works pairing.",
+)
+@click.option(
+    "--allow-destructive",
+    is_flag=True,
+    help="Also run the cases that delete records, set a calibration, stop the session.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    metavar="FILE",
+    help="Also write the results as JUnit XML to FILE.",
+)
+def conformance_command(
+    role: str,
+    transport: str,
+    address: str | None,
+    name: str | None,
+    passkey: str | None,
+    allow_destructive: bool,
+    as_json: bool,
+    junit: pathlib.Path | None,
+) -> None:
+    """Test a CGM device against the Bluetooth SIG CGMS test suite's cases over the air, as
+    an independent tester: one line per case id (PASS, FAIL, INCONCLUSIVE, NOT APPLICABLE, or
+    NOT RUN for a destructive case without --allow-destructive), with the reason, the spec
+    section it rests on and the frames that decided it. Exit 1 when a case FAILed."""
+    import asyncio
+
+    from sim.conformance import report
+    from sim.conformance.runner import run_sensor
+    from sim.hil import TransportProblem
+
+    if role == "collector":
+        raise click.UsageError("--role collector is not implemented yet (only --role sensor)")
+    if address is not None and name is not None:
+        raise click.UsageError("--address and --name exclude each other")
+    key = None if passkey is None else _passkey(passkey)
+    target = None if address is None else _address(address, "--address")
+
+    def show(result: Any) -> None:
+        if not as_json:
+            click.echo(report.line(result))
+            sys.stdout.flush()
+
+    try:
+        run = asyncio.run(
+            run_sensor(
+                transport,
+                address=target,
+                name=name,
+                passkey=key,
+                allow_destructive=allow_destructive,
+                on_result=show,
+            )
+        )
+    except TransportProblem as problem:
+        raise click.ClickException(str(problem)) from None
+    except TimeoutError as error:
+        raise click.ClickException(f"{transport}: {error}") from None
+    header = {
+        "role": role,
+        "transport": transport,
+        "peer": run.peer,
+        "allow_destructive": allow_destructive,
+        "features": run.features,
+        "wall_seconds": round(run.wall_seconds, 3),
+    }
+    if as_json:
+        click.echo(json.dumps(report.to_json(run.results, **header)))
+    if junit is not None:
+        try:
+            junit.write_bytes(
+                report.to_junit(run.results, "cgmsim conformance sensor", run.wall_seconds)
+            )
+        except OSError as error:
+            raise click.ClickException(f"cannot write {junit}: {error.strerror}") from None
+    counts = report.summary(run.results)
+    click.echo(
+        f"cgmsim conformance: {len(run.results)} cases against {run.peer} in "
+        f"{run.wall_seconds:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n),
+        err=True,
+    )
+    if report.failed(run.results):
+        sys.exit(1)

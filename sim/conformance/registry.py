@@ -1,0 +1,167 @@
+"""Conformance cases and verdicts.
+
+A case is an async function of a ``Tester`` that returns why it passed, or raises
+``CaseFailed`` / ``Inconclusive`` / ``NotApplicable`` with the reason. Ids follow the SIG test
+suite CGMS.TS (p6, 2020-12-22): ``CGMS/SEN/<group>/<BV|BI>-<nn>-C``. Cases the test suite does
+not have (security, the SOCP op-code and extra out-of-range checks) are named
+``CGMSIM/SEN/...`` and rest on the section of the service, profile or core specification named
+in ``spec``.
+
+Applicability is the test suite's ICS, read from the device: ``applies`` gets the CGM Feature
+the device reported and returns None when the case applies, or why it does not. A case may also
+find out from the device's answer (an optional RACP operator answered Operator Not Supported)
+and raise ``NotApplicable`` itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim.conformance.tester import Tester
+
+
+class Verdict(enum.Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    NOT_APPLICABLE = "NOT APPLICABLE"
+    NOT_RUN = "NOT RUN"  # destructive, and --allow-destructive not given
+
+
+class CaseFailed(Exception):
+    """The device did not do what the spec asks."""
+
+
+class Inconclusive(Exception):
+    """The case could not reach a verdict (precondition not met, a race the tester lost)."""
+
+
+class NotApplicable(Exception):
+    """The device does not claim the feature the case tests."""
+
+
+class Phase(enum.IntEnum):
+    UNPAIRED = 0  # on the first connection, before pairing
+    PAIRING = 1
+    PAIRED = 2
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the device's CGM Feature characteristic said (CGMS §3.2)."""
+
+    bits: int
+    type: int
+    location: int
+    crc: int
+    raw: bytes
+
+    def has(self, bit: int) -> bool:
+        return bool(self.bits >> bit & 1)
+
+    @property
+    def e2e_crc(self) -> bool:
+        return self.has(12)
+
+
+Applies = Callable[[Features | None], str | None]
+Run = Callable[["Tester"], Awaitable[str]]
+
+
+def always(features: Features | None) -> str | None:
+    return None
+
+
+FEATURE_NAMES = {
+    0: "Calibration",
+    1: "Patient High/Low Alerts",
+    2: "Hypo Alerts",
+    3: "Hyper Alerts",
+    4: "Rate of Increase/Decrease Alerts",
+    5: "Device Specific Alert",
+    12: "E2E-CRC",
+    13: "Multiple Bond",
+    14: "Multiple Sessions",
+    15: "CGM Trend Information",
+    16: "CGM Quality",
+}
+
+
+def feature(bit: int, present: bool = True) -> Applies:
+    """Applies when Feature bit ``bit`` is set (or, ``present=False``, clear)."""
+    name = FEATURE_NAMES.get(bit, f"bit {bit}")
+
+    def check(features: Features | None) -> str | None:
+        if features is None:
+            return None  # unknown: the case runs and finds out
+        if features.has(bit) != present:
+            state = "0" if present else "1"
+            return f"CGM Feature bit {bit} ({name} supported) is {state}"
+        return None
+
+    return check
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    title: str
+    spec: str  # the section(s) the verdict rests on
+    run: Run
+    applies: Applies = always
+    destructive: bool = False
+    timeout_s: float = 20.0
+    phase: Phase = Phase.PAIRED
+    order: int = 0  # running order after the phase: 0 the others, 10 the destructive ones
+
+    @property
+    def group(self) -> str:
+        return "/".join(self.id.split("/")[:3])
+
+
+@dataclass
+class Result:
+    case: Case
+    verdict: Verdict
+    reason: str
+    frames: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+REGISTRY: list[Case] = []
+
+
+def case(
+    id: str,
+    title: str,
+    spec: str,
+    *,
+    applies: Applies = always,
+    destructive: bool = False,
+    timeout_s: float = 20.0,
+    phase: Phase = Phase.PAIRED,
+    order: int | None = None,
+) -> Callable[[Run], Run]:
+    """Register the decorated coroutine as a case. Within a phase cases run by ``order``
+    (default 0, destructive ones 10: after the others), then in the order of registration."""
+    rank = order if order is not None else (10 if destructive else 0)
+
+    def register(run: Run) -> Run:
+        if any(known.id == id for known in REGISTRY):
+            raise ValueError(f"case {id} registered twice")
+        REGISTRY.append(Case(id, title, spec, run, applies, destructive, timeout_s, phase, rank))
+        return run
+
+    return register
+
+
+def sensor_cases() -> list[Case]:
+    """Every sensor-role case in running order: before pairing, pairing, then the rest with
+    the destructive ones last (they stop the session and delete records)."""
+    from sim.conformance import cases_gatt, cases_racp, cases_socp  # noqa: F401  (registers)
+
+    return sorted(REGISTRY, key=lambda c: (c.phase, c.order))

@@ -1,0 +1,325 @@
+"""``cgmsim conformance --role sensor``: the reporters, the verdict on a transmitter with a
+planted defect (in process), and the whole suite against ``cgmsim transmitter`` as separate
+processes over virtual controllers (g7, g6, and g7 with E2E-CRC).
+
+Known defects of our transmitter the tester finds (issue 13), pinned so that the day one is
+fixed this test turns red and its expectation is updated:
+
+- defect 1: a CCCD read before pairing is refused with ATT 0x0F (CGMSIM/SEN/SEC/BV-02-C);
+- defect 2: no SMP Security Request after a collector connects (CGMSIM/SEN/SEC/BV-01-C);
+- defect 5: a RACP write sent right after the previous procedure's response indication was
+  confirmed is refused with ATT 0xFE. Over the virtual controllers it shows where a case's
+  procedures go back to back (e.g. CGMS/SEN/RAR/BV-03-C, RAD/BV-01-C); whether a given case
+  hits it depends on timing, so it is allowed, not required, and each such FAIL must be that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import signal
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from bumble.device import Device
+
+from firmware.events import Respond
+from firmware.profiles import G7
+from firmware.transmitter.server import Transmitter, TransmitterConfig
+from protocol.cgms.racp import RacpResponseCode
+from sim.cli import cli
+from sim.conformance import report
+from sim.conformance.local import run_local, with_samples
+from sim.conformance.registry import Case, Phase, Result, Verdict, sensor_cases
+from sim.fuzz.corpus import CALIBRATION
+from tests.support.hil import CGMSIM, _transmitter
+
+DEFECT_1 = "CGMSIM/SEN/SEC/BV-02-C"  # CCCD read refused before pairing (issue 13 defect 1)
+DEFECT_2 = "CGMSIM/SEN/SEC/BV-01-C"  # no SMP Security Request (issue 13 defect 2)
+
+
+def _case(id: str, destructive: bool = False) -> Case:
+    async def run(tester: object) -> str:
+        return "ok"
+
+    return Case(id, f"title of {id}", "CGMS §3.6", run, destructive=destructive)
+
+
+RESULTS = [
+    Result(_case("CGMS/SEN/SD/BV-01-C"), Verdict.PASS, "one CGM service", ["R 2AA8 -> 00"], 0.01),
+    Result(
+        _case("CGMS/SEN/CBE/BI-03-C"),
+        Verdict.FAIL,
+        "expected RACP 06 00 01 04, got 06 00 01 03",
+        ["W 2A52 0107 -> ok", "I 2A52 06000103"],
+        0.02,
+    ),
+    Result(_case("CGMS/SEN/CR/BV-09-C"), Verdict.NOT_APPLICABLE, "bit 12 is 0"),
+    Result(_case("CGMS/SEN/RAA/BV-01-C"), Verdict.INCONCLUSIVE, "report too short"),
+    Result(_case("CGMS/SEN/RAD/BV-01-C", True), Verdict.NOT_RUN, "destructive"),
+]
+
+
+def test_junit_xml_has_one_testcase_per_case_and_the_failure_with_its_frames() -> None:
+    root = ET.fromstring(report.to_junit(RESULTS, "suite", 1.5))
+    (suite,) = root.iter("testsuite")
+    assert suite.get("tests") == "5"
+    assert suite.get("failures") == "1"
+    assert suite.get("skipped") == "3"
+    cases = {case.get("name", "").split()[0]: case for case in suite.iter("testcase")}
+    assert list(cases) == [r.case.id for r in RESULTS]
+    failure = cases["CGMS/SEN/CBE/BI-03-C"].find("failure")
+    assert failure is not None
+    assert "06 00 01 03" in failure.get("message", "")
+    assert "I 2A52 06000103" in (failure.text or "")
+    assert cases["CGMS/SEN/CBE/BI-03-C"].get("classname") == "CGMS.SEN.CBE"
+    skipped = cases["CGMS/SEN/RAD/BV-01-C"].find("skipped")
+    assert skipped is not None and skipped.get("message", "").startswith("NOT RUN")
+    assert cases["CGMS/SEN/SD/BV-01-C"].find("failure") is None
+    assert cases["CGMS/SEN/SD/BV-01-C"].find("skipped") is None
+
+
+def test_json_and_lines() -> None:
+    data = report.to_json(RESULTS, role="sensor")
+    assert data["role"] == "sensor"
+    assert data["summary"] == {
+        "PASS": 1,
+        "FAIL": 1,
+        "INCONCLUSIVE": 1,
+        "NOT APPLICABLE": 1,
+        "NOT RUN": 1,
+    }
+    first = data["cases"][1]
+    assert set(first) == {
+        "id",
+        "title",
+        "spec",
+        "verdict",
+        "reason",
+        "destructive",
+        "seconds",
+        "frames",
+    }
+    assert first["verdict"] == "FAIL" and first["frames"][-1] == "I 2A52 06000103"
+    lines = [report.line(r) for r in RESULTS]
+    assert lines[1].startswith("FAIL") and "CGMS/SEN/CBE/BI-03-C" in lines[1]
+    assert "frames: W 2A52 0107 -> ok; I 2A52 06000103" in lines[1]
+    assert "frames" not in lines[0]
+    assert report.failed(RESULTS) and not report.failed(RESULTS[2:])
+
+
+def test_case_ids_are_unique_and_every_case_names_its_spec_section() -> None:
+    cases = sensor_cases()
+    ids = [c.id for c in cases]
+    assert len(ids) == len(set(ids))
+    assert all(any(ref in c.spec for ref in ("§", "CGMS.TS", "Core Vol")) for c in cases)
+    assert all(c.id.startswith(("CGMS/SEN/", "CGMSIM/SEN/")) for c in cases)
+    phases = [c.phase for c in cases]
+    assert phases == sorted(phases)
+    assert not any(c.destructive for c in cases[: ids.index("CGMS/SEN/CGMCP/BV-08-C")])
+
+
+class RfuOperatorIsInvalid(Transmitter):
+    """Our transmitter before the fix of issue 13 defect 3: a RACP request with an RFU
+    operator answered Invalid Operator (0x03)."""
+
+    def _write_racp(self, value: bytes, now_ms: int) -> None:
+        if len(value) == 2 and value[1] > 6:
+            self.out.append(Respond(0x2A52))
+            self._indicate_racp(value[0], RacpResponseCode.INVALID_OPERATOR)
+            return
+        super()._write_racp(value, now_ms)
+
+
+def _only(*ids: str) -> Callable[[Case], bool]:
+    return lambda case: case.phase is Phase.PAIRING or case.id in ids
+
+
+def test_a_planted_defect_fails_the_case_that_catches_it() -> None:
+    core = with_samples(RfuOperatorIsInvalid(TransmitterConfig(G7), CALIBRATION, 0))
+    results = asyncio.run(
+        run_local(core, only=_only("CGMS/SEN/CBE/BI-03-C", "CGMS/SEN/CBE/BI-02-C"))
+    )
+    verdicts = {r.case.id: r for r in results}
+    assert verdicts["CGMSIM/SEN/SEC/BV-03-C"].verdict is Verdict.PASS  # paired
+    assert verdicts["CGMS/SEN/CBE/BI-02-C"].verdict is Verdict.PASS  # Null operator: 0x03
+    failed = verdicts["CGMS/SEN/CBE/BI-03-C"]
+    assert failed.verdict is Verdict.FAIL
+    assert "expected RACP 06 00 01 04, got 06 00 01 03" in failed.reason
+    assert "I 2A52 06000103" in failed.frames
+    assert "CGMS/SEN/CBE/BI-03-C" in report.line(failed)
+
+
+def test_a_security_request_sent_at_once_is_seen() -> None:
+    """What CGMSIM/SEN/SEC/BV-01-C asks (CGMP §6.1; issue 13 defect 2), done by a sensor that
+    requests security the moment a collector connects: the case PASSes."""
+
+    def request_security(sensor: Device) -> None:
+        sensor.on(sensor.EVENT_CONNECTION, lambda connection: connection.request_pairing())
+
+    core = with_samples(Transmitter(TransmitterConfig(G7), CALIBRATION, 0))
+    results = asyncio.run(
+        run_local(core, only=lambda case: case.id == DEFECT_2, sensor_setup=request_security)
+    )
+    assert [(r.case.id, r.verdict) for r in results] == [(DEFECT_2, Verdict.PASS)], results
+
+
+def test_destructive_cases_are_not_run_without_allow_destructive() -> None:
+    core = with_samples(Transmitter(TransmitterConfig(G7), CALIBRATION, 0))
+    results = asyncio.run(
+        run_local(core, allow_destructive=False, only=_only("CGMS/SEN/CGMCP/BV-23-C"))
+    )
+    (stop,) = [r for r in results if r.case.id == "CGMS/SEN/CGMCP/BV-23-C"]
+    assert stop.verdict is Verdict.NOT_RUN
+    assert "--allow-destructive" in stop.reason
+    assert core.session is not None and core.session.running(core.last_now_ms)
+
+
+def test_start_session_on_a_sensor_with_no_session_yet() -> None:
+    """CGMS/SEN/CGMCP/BV-22-C needs a sensor that never ran a session: one made so."""
+    core = Transmitter(TransmitterConfig(G7), CALIBRATION, 0, start_session=False)
+    results = asyncio.run(run_local(core, only=_only("CGMS/SEN/CGMCP/BV-22-C"), start_ms=0))
+    (start,) = [r for r in results if r.case.id == "CGMS/SEN/CGMCP/BV-22-C"]
+    assert start.verdict is Verdict.PASS, start
+
+
+@pytest.mark.slow  # about 5 s: every case over the in-process link
+@pytest.mark.parametrize("e2e", [False, True], ids=["plain", "e2e-crc"])
+def test_the_whole_suite_in_process(e2e: bool) -> None:
+    core = with_samples(Transmitter(TransmitterConfig(G7, e2e_crc=e2e), CALIBRATION, 0))
+    results = asyncio.run(run_local(core))
+    failed = {r.case.id: r.reason for r in results if r.verdict is Verdict.FAIL}
+    assert set(failed) == {DEFECT_1, DEFECT_2}, failed
+    by_id = {r.case.id: r.verdict for r in results}
+    assert (by_id["CGMS/SEN/CR/BV-09-C"] is Verdict.NOT_APPLICABLE) is not e2e
+
+
+# --- cgmsim conformance against cgmsim transmitter, separate processes --------------------------
+
+
+def _defect_5(result: dict[str, object]) -> bool:
+    """A RACP write refused with 0xFE right after a RACP response indication arrived."""
+    frames = [str(f) for f in result["frames"]]  # type: ignore[union-attr]
+    return any(
+        before.startswith("I 2A52 06")
+        and after.startswith("W 2A52 ")
+        and after.endswith("ATT error 0xFE")
+        for before, after in itertools.pairwise(frames)
+    )
+
+
+@pytest.mark.slow  # separate processes over virtual controllers
+@pytest.mark.parametrize(
+    "options",
+    [("--profile", "g7"), ("--profile", "g6"), ("--profile", "g7", "--e2e-crc")],
+    ids=["g7", "g6", "g7-e2e-crc"],
+)
+def test_conformance_against_cgmsim_transmitter(
+    ptys: tuple[str, str], tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    tx_port, tester_port = ptys
+    tx = _transmitter(tx_port, tmp_path, *options)
+    junit = tmp_path / "junit.xml"
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [
+                str(CGMSIM),
+                "conformance",
+                *("--role", "sensor", "--transport", tester_port, "--passkey", "123456"),
+                *("--allow-destructive", "--json", "--junit", str(junit)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        tx.send_signal(signal.SIGTERM)
+        tx.communicate(timeout=30)
+    wall = time.perf_counter() - started
+    assert done.returncode == 1, done.stderr  # defects 1 and 2 FAIL
+    data = json.loads(done.stdout)
+    results = {case["id"]: case for case in data["cases"]}
+    print(f"{options}: {data['summary']} in {wall:.1f} s wall ({data['wall_seconds']} s run)")
+    # issue 13 defect 2: no SMP Security Request
+    assert results[DEFECT_2]["verdict"] == "FAIL"
+    assert "no SMP Security Request" in results[DEFECT_2]["reason"]
+    # issue 13 defect 1: a CCCD read before pairing is refused
+    assert results[DEFECT_1]["verdict"] == "FAIL"
+    assert "refused with ATT error 0x0F" in results[DEFECT_1]["reason"]
+    others = {
+        i: c for i, c in results.items() if c["verdict"] == "FAIL" and i not in (DEFECT_1, DEFECT_2)
+    }
+    for case_id, case in others.items():  # issue 13 defect 5 only
+        assert _defect_5(case), f"{case_id}: {case['reason']} {case['frames'][-6:]}"
+        print(f"defect 5: {case_id}: {case['reason']}")
+    # the fixes of issue 13 defects 3 and 4, over the air
+    assert results["CGMS/SEN/CBE/BI-03-C"]["verdict"] in ("PASS",) or _defect_5(
+        results["CGMS/SEN/CBE/BI-03-C"]
+    )
+    assert results["CGMS/SEN/CGMCP/BV-24-C"]["verdict"] == "PASS"
+    # applicability from the Feature bits: E2E-CRC cases run exactly when bit 12 is set
+    e2e = "--e2e-crc" in options
+    assert data["features"]["e2e_crc"] is e2e
+    for case_id in ("CGMS/SEN/CR/BV-09-C", "CGMS/SEN/CBE/BI-06-C", "CGMS/SEN/CBE/BI-07-C"):
+        assert (results[case_id]["verdict"] == "NOT APPLICABLE") is not e2e, case_id
+    assert (results["CGMS/SEN/CGMCP/BV-02-C"]["verdict"] == "NOT APPLICABLE") is e2e
+    assert data["summary"]["NOT RUN"] == 0
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert int(suite.get("failures", "-1")) == data["summary"]["FAIL"]
+    assert int(suite.get("tests", "-1")) == len(results)
+
+
+def test_a_case_that_hangs_ends_at_its_timeout_and_the_run_goes_on(monkeypatch) -> None:
+    async def hang(tester: object) -> str:
+        await asyncio.sleep(60)
+        return "never"
+
+    async def after(tester: object) -> str:
+        return "ran"
+
+    pairing = next(c for c in sensor_cases() if c.phase is Phase.PAIRING)
+    cases = [
+        pairing,
+        Case("CGMSIM/SEN/X/BI-01-C", "hangs", "CGMS §3.8.1", hang, timeout_s=0.3),
+        Case("CGMSIM/SEN/X/BV-02-C", "after", "CGMS §3.8.1", after),
+    ]
+    monkeypatch.setattr("sim.conformance.runner.sensor_cases", lambda: cases)
+    core = with_samples(Transmitter(TransmitterConfig(G7), CALIBRATION, 0))
+    results = asyncio.run(run_local(core))
+    assert [(r.case.id, r.verdict) for r in results[1:]] == [
+        ("CGMSIM/SEN/X/BI-01-C", Verdict.FAIL),
+        ("CGMSIM/SEN/X/BV-02-C", Verdict.PASS),
+    ]
+    assert "timeout of 0.3 s" in results[1].reason
+    assert results[1].seconds < 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "collector", "--transport", "usb:0"], "not implemented yet"),
+        (
+            [
+                *("--role", "sensor", "--transport", "usb:0"),
+                *("--address", "C0:CA:FE:00:00:01", "--name", "cgmsim"),
+            ],
+            "exclude each other",
+        ),
+        (["--role", "sensor", "--transport", "usb:0", "--passkey", "12"], "6 digits"),
+        (["--role", "sensor", "--transport", "serial:/nonexistent/tty,1000000"], "cannot open"),
+    ],
+    ids=["collector", "address-and-name", "passkey", "transport"],
+)
+def test_bad_input_exits_2_with_one_line(capsys, args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["conformance", *args], prog_name="cgmsim")
+    assert done.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("cgmsim: error:") and message in line, line
