@@ -35,10 +35,10 @@ test-deps:
 test: $(STAMP) test-deps
 	$(PY) -m pytest
 
-# The inner loop (under a minute): everything but the tests marked slow (multi-process runs,
-# kill/resume, whole sessions over the BLE stack, long fuzzing campaigns).
+# The inner loop: everything but the tests marked slow (separate processes, kill/resume,
+# whole-session command-line runs, fuzzing campaigns), on two cores (pytest-xdist).
 check: $(STAMP) test-deps
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n 2
 
 $(BENCH_STAMP): Makefile
 	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)

@@ -38,6 +38,7 @@ def mutated(seed: bytes) -> st.SearchStrategy[bytes]:
     )
 
 
+@pytest.mark.slow  # a campaign of generated frames against every codec
 @pytest.mark.parametrize("name", sorted(CODECS))
 @pytest.mark.parametrize("e2e_crc", CRC_MODES)
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
@@ -58,6 +59,7 @@ def test_seeds_are_valid(name):
     codec.decode(bytes.fromhex(SEEDS[name]), None)
 
 
+@pytest.mark.slow  # a campaign of generated frames against every codec
 @pytest.mark.parametrize("name", sorted(CODECS))
 @settings(max_examples=200)
 @given(
