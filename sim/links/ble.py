@@ -7,19 +7,22 @@ with bumble's notify/indicate and a ``Sent`` goes back once each has left (a not
 been confirmed (an indication). The adapter decides nothing about CGMS.
 
 Security (CGMP §5.2.2; shared/spec/ble-stack.md): LE Secure Connections with bonding and
-passkey entry, the transmitter displaying a configured passkey (display-only I/O). Every CGMS
-value and every CCCD requires encryption. bumble adds a CCCD that anyone may write to every
-notifying characteristic unless the characteristic already has one, so each gets its own CCCD
-here, forwarding to bumble's subscription table only after the permission check.
+passkey entry, the transmitter displaying a configured passkey (display-only I/O) and asking
+for security as soon as a collector connects (an SM Security Request, CGMP §6.1). Every CGMS
+value, and every CCCD write, requires encryption; a CCCD can be read by anyone (Core Vol 3 Part
+G 3.3.3.3). bumble adds a CCCD that anyone may write to every notifying characteristic unless
+the characteristic already has one, so each gets its own CCCD here, forwarding to bumble's
+subscription table only after the permission check.
 
 Security Mode 1 Level 4 (``sim.links.ble_security``): Secure Connections Only with passkey entry,
 Repeated Attempts, SMP's 30 s timeout. bumble marks every encrypted link "authenticated", even
-after Just Works pairing, so every access to a CGMS value or CCCD checks the key in use on that
-link: encrypted with anything but an authenticated SC key, it is answered Insufficient
-Authentication (0x05) and dropped. A link not so encrypted within ``ENCRYPTION_DEADLINE_S`` is
-dropped too. CCCD values are per client (Core Vol 3 Part G 3.3.3.3): a bonded collector's are
-kept under its identity address and given back to the core, as ``Subscribe`` events, when its
-next link reaches Level 4; an unbonded client's end with its link.
+after Just Works pairing, so every access to a CGMS value and every CCCD write checks the key in
+use on that link: encrypted with anything but an authenticated SC key, it is answered
+Insufficient Authentication (0x05) and dropped. A link not so encrypted within
+``ENCRYPTION_DEADLINE_S`` is dropped too. CCCD values are per client (Core Vol 3 Part G
+3.3.3.3): a bonded collector's are kept under its identity address and given back to the core,
+as ``Subscribe`` events, when its next link reaches Level 4; an unbonded client's end with its
+link.
 
 Time comes from a callable (``now_ms``), so the loop clock, a virtual clock or the monotonic
 clock can drive the core.
@@ -314,11 +317,13 @@ class BleTransmitter:
 
     def _cccd(self, characteristic: Characteristic[bytes], uuid: int) -> Descriptor:
         """Our own CCCD, so that bumble does not add its open one; its write requires an
-        encrypted link, and reaches bumble's subscription table only once the core agreed."""
+        encrypted link, and reaches bumble's subscription table only once the core agreed.
+        Anyone may read it (Core Vol 3 Part G 3.3.3.3: only writing may require
+        authentication): a client sees its own configuration, which is off until it secures
+        the link and subscribes."""
         server = self.device.gatt_server
 
         def read(bearer: att.Bearer) -> bytes:
-            self._check_level4(_connection_of(bearer))
             return server.read_cccd(bearer, characteristic)
 
         def write(bearer: att.Bearer, value: bytes) -> None:
@@ -331,7 +336,7 @@ class BleTransmitter:
 
         return Descriptor(
             GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
-            _READ_SECURE | _WRITE_SECURE,
+            _PERMS.READABLE | _WRITE_SECURE,
             att.AttributeValueV2(read=read, write=write),
         )
 
@@ -462,6 +467,10 @@ class BleTransmitter:
             self._spawn(self._admit(connection))
         self._feed(Connected(connection.att_mtu))
         self._sender = asyncio.ensure_future(self._send_loop(connection))
+        # The sensor asks for security at once (CGMP §6.1: the SM Slave Security Request
+        # procedure), bonding with MITM and Secure Connections; a bonded collector answers by
+        # encrypting, a new one by pairing.
+        connection.request_pairing()
 
     async def _admit(self, connection: Connection) -> None:
         """``bonded_only``: once the sensor has a bond, a collector without one is dropped

@@ -303,7 +303,11 @@ def test_a_stalled_pairing_ends_after_the_smp_timeout() -> None:
         connection.send_l2cap_pdu(smp.SMP_CID, bytes(request))
         await asyncio.wait_for(gone, SMP_TIMEOUT_S + TIMEOUT_S)
         assert asyncio.get_running_loop().time() - sent_s == pytest.approx(SMP_TIMEOUT_S, abs=0.1)
-        assert responses and responses[0][0] == smp.CommandCode.PAIRING_RESPONSE
+        # the sensor's Security Request on connecting (CGMP §6.1), then its Pairing Response
+        assert [pdu[0] for pdu in responses] == [
+            smp.CommandCode.SECURITY_REQUEST,
+            smp.CommandCode.PAIRING_RESPONSE,
+        ]
 
     run(body)
 

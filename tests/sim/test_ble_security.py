@@ -15,7 +15,10 @@ import pytest
 from bumble import att
 from bumble.core import ProtocolError
 from bumble.device import Connection, Device, Peer
-from bumble.gatt import GATT_MANUFACTURER_NAME_STRING_CHARACTERISTIC
+from bumble.gatt import (
+    GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+    GATT_MANUFACTURER_NAME_STRING_CHARACTERISTIC,
+)
 from bumble.gatt_client import CharacteristicProxy
 from bumble.keys import PairingKeys
 from bumble.link import LocalLink
@@ -70,6 +73,7 @@ class Rig:
     connection: Connection
     peer: Peer
     clock: list[int]  # the core's now, in ms (virtual: set by the test)
+    security_requests: list[int]  # the AuthReq of each SM Security Request the sensor sent
 
     def char(self, uuid: int) -> CharacteristicProxy[bytes]:
         (found,) = self.peer.get_characteristics_by_uuid(uuid16(uuid), uuid16(gatt.CGM_SERVICE))
@@ -117,10 +121,15 @@ def run(test: Callable[[Rig], Awaitable[None]]) -> None:
         await tx_device.power_on()
         await rx_device.power_on()
         await server.start()
+        requests: list[int] = []
+        rx_device.on(
+            rx_device.EVENT_CONNECTION,
+            lambda made: made.on(made.EVENT_SECURITY_REQUEST, lambda auth: requests.append(auth)),
+        )
         connection = await asyncio.wait_for(rx_device.connect(tx_device.random_address), TIMEOUT_S)
         peer = Peer(connection)
         await asyncio.wait_for(peer.discover_all(), TIMEOUT_S)
-        rig = Rig(server, rx_device, connection, peer, clock)
+        rig = Rig(server, rx_device, connection, peer, clock, requests)
         try:
             await test(rig)
         finally:
@@ -143,6 +152,26 @@ def test_unpaired_read_fails_with_insufficient_encryption() -> None:
         for uuid in (gatt.FEATURE.uuid, gatt.STATUS.uuid, gatt.SESSION_RUN_TIME.uuid):
             await _expect_att_error(rig.read(uuid), att.ErrorCode.INSUFFICIENT_ENCRYPTION)
         await rig.barrier()  # the Device Information service stays open
+
+    run(body)
+
+
+def test_the_sensor_asks_for_security_and_anyone_may_read_a_cccd() -> None:
+    """CGMP §6.1: the sensor starts the SM Security Request procedure when a collector connects,
+    asking to bond with MITM protection and Secure Connections (Core Vol 3 Part H 3.6.7, AuthReq:
+    bonding 0b01, MITM bit 2, SC bit 3). Core Vol 3 Part G 3.3.3.3: a CCCD is readable without
+    authentication (only writing may require it); unpaired, each reads as off."""
+
+    async def body(rig: Rig) -> None:
+        await rig.barrier()
+        assert rig.security_requests == [0b0000_1101]
+        for uuid in (gatt.MEASUREMENT.uuid, gatt.RACP.uuid, gatt.SOCP.uuid):
+            cccd = rig.char(uuid).get_descriptor(
+                GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR
+            )
+            assert cccd is not None
+            value = await asyncio.wait_for(rig.peer.read_value(cccd), TIMEOUT_S)
+            assert bytes(value) == b"\x00\x00"
 
     run(body)
 

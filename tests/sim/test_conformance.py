@@ -2,11 +2,10 @@
 planted defect (in process), and the whole suite against ``cgmsim transmitter`` as separate
 processes over virtual controllers (g7, g6, and g7 with E2E-CRC).
 
-Known defects of our transmitter the tester finds (issue 13), pinned so that the day one is
-fixed this test turns red and its expectation is updated:
+Defects of our transmitter the tester found (issue 13): 1 (a CCCD read before pairing refused
+with ATT 0x0F, CGMSIM/SEN/SEC/BV-02-C) and 2 (no SMP Security Request after a collector
+connects, CGMSIM/SEN/SEC/BV-01-C) are fixed and their cases must PASS. Still open, and allowed:
 
-- defect 1: a CCCD read before pairing is refused with ATT 0x0F (CGMSIM/SEN/SEC/BV-02-C);
-- defect 2: no SMP Security Request after a collector connects (CGMSIM/SEN/SEC/BV-01-C);
 - defect 5: a RACP write sent right after the previous procedure's response indication was
   confirmed is refused with ATT 0xFE. Over the virtual controllers it shows where a case's
   procedures go back to back (e.g. CGMS/SEN/RAR/BV-03-C, RAD/BV-01-C); whether a given case
@@ -39,8 +38,8 @@ from sim.conformance.registry import Case, Phase, Result, Verdict, sensor_cases
 from sim.fuzz.corpus import CALIBRATION
 from tests.support.hil import CGMSIM, _transmitter
 
-DEFECT_1 = "CGMSIM/SEN/SEC/BV-02-C"  # CCCD read refused before pairing (issue 13 defect 1)
-DEFECT_2 = "CGMSIM/SEN/SEC/BV-01-C"  # no SMP Security Request (issue 13 defect 2)
+DEFECT_1 = "CGMSIM/SEN/SEC/BV-02-C"  # CCCD read refused before pairing (issue 13 defect 1, fixed)
+DEFECT_2 = "CGMSIM/SEN/SEC/BV-01-C"  # no SMP Security Request (issue 13 defect 2, fixed)
 
 
 def _case(id: str, destructive: bool = False) -> Case:
@@ -194,7 +193,7 @@ def test_the_whole_suite_in_process(e2e: bool) -> None:
     core = with_samples(Transmitter(TransmitterConfig(G7, e2e_crc=e2e), CALIBRATION, 0))
     results = asyncio.run(run_local(core))
     failed = {r.case.id: r.reason for r in results if r.verdict is Verdict.FAIL}
-    assert set(failed) == {DEFECT_1, DEFECT_2}, failed
+    assert failed == {}, failed
     by_id = {r.case.id: r.verdict for r in results}
     assert (by_id["CGMS/SEN/CR/BV-09-C"] is Verdict.NOT_APPLICABLE) is not e2e
 
@@ -242,22 +241,17 @@ def test_conformance_against_cgmsim_transmitter(
         tx.send_signal(signal.SIGTERM)
         tx.communicate(timeout=30)
     wall = time.perf_counter() - started
-    assert done.returncode == 1, done.stderr  # defects 1 and 2 FAIL
     data = json.loads(done.stdout)
     results = {case["id"]: case for case in data["cases"]}
     print(f"{options}: {data['summary']} in {wall:.1f} s wall ({data['wall_seconds']} s run)")
-    # issue 13 defect 2: no SMP Security Request
-    assert results[DEFECT_2]["verdict"] == "FAIL"
-    assert "no SMP Security Request" in results[DEFECT_2]["reason"]
-    # issue 13 defect 1: a CCCD read before pairing is refused
-    assert results[DEFECT_1]["verdict"] == "FAIL"
-    assert "refused with ATT error 0x0F" in results[DEFECT_1]["reason"]
-    others = {
-        i: c for i, c in results.items() if c["verdict"] == "FAIL" and i not in (DEFECT_1, DEFECT_2)
-    }
-    for case_id, case in others.items():  # issue 13 defect 5 only
+    # issue 13 defects 2 and 1, fixed: the sensor asks for security; a CCCD reads unpaired
+    assert results[DEFECT_2]["verdict"] == "PASS", results[DEFECT_2]["reason"]
+    assert results[DEFECT_1]["verdict"] == "PASS", results[DEFECT_1]["reason"]
+    failed = {i: c for i, c in results.items() if c["verdict"] == "FAIL"}
+    for case_id, case in failed.items():  # issue 13 defect 5 only
         assert _defect_5(case), f"{case_id}: {case['reason']} {case['frames'][-6:]}"
         print(f"defect 5: {case_id}: {case['reason']}")
+    assert done.returncode == (1 if failed else 0), done.stderr
     # the fixes of issue 13 defects 3 and 4, over the air
     assert results["CGMS/SEN/CBE/BI-03-C"]["verdict"] in ("PASS",) or _defect_5(
         results["CGMS/SEN/CBE/BI-03-C"]
