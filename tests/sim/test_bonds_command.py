@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from bumble.link import LocalLink
 from click.testing import CliRunner
 
@@ -46,6 +47,7 @@ def _cgmsim(*args: str, process: bool = False) -> Done:
     return Done(result.exit_code, result.stdout, result.stderr)
 
 
+@pytest.mark.slow  # a cgmsim process per command
 def test_cgmsim_bonds_lists_and_deletes_bonds(tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
     ticks = itertools.count(1_700_000_000)

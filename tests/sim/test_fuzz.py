@@ -56,6 +56,7 @@ def planted_decoder() -> DecoderTarget:
     return target
 
 
+@pytest.mark.slow  # a campaign until the planted defect is found, then shrinking
 def test_the_engine_finds_and_shrinks_a_planted_decoder_bug(tmp_path):
     report = engine.campaign(planted_decoder(), 20_000, seed=2, corpus=tmp_path)
     assert report.crashes >= 1
@@ -91,6 +92,7 @@ class WarmupShowingReceiver(Receiver):
             )
 
 
+@pytest.mark.slow  # a campaign until the planted defect is found, then shrinking
 def test_the_engine_finds_and_shrinks_a_receiver_defect():
     target = ReceiverTarget(make_receiver=WarmupShowingReceiver)
     report = engine.campaign(target, 3_000, seed=5)
@@ -123,6 +125,7 @@ class MiscountingTransmitter(Transmitter):
         self.store = OffByOneStore(config.capacity)
 
 
+@pytest.mark.slow  # a campaign until the planted defect is found, then shrinking
 def test_the_engine_finds_and_shrinks_a_planted_racp_miscount():
     target = TransmitterTarget(make_transmitter=MiscountingTransmitter)
     report = engine.campaign(target, 2_000, seed=7)  # the smoke campaign's size and seed
