@@ -31,9 +31,9 @@ run: $(STAMP)
 test-deps:
 	@scripts/install-test-deps
 
-# The whole suite (about 4 min on 2 cores).
+# The whole suite, on two workers (pytest-xdist): about 4 min on a 2-core machine.
 test: $(STAMP) test-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 # The inner loop: everything but the tests marked slow (separate processes, kill/resume,
 # whole-session command-line runs, fuzzing campaigns), on two cores (pytest-xdist).
