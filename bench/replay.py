@@ -17,12 +17,13 @@ from firmware.profiles import MINUTE_MS
 from sim import world
 from sim.recording import fileformat
 from sim.recording.replay import replay
+from sim.session.config import SimulationConfig
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = pathlib.Path(folder) / "session.jsonl"
-        world.run(world.SimulationConfig(seed=1), record=path)
+        world.run(SimulationConfig(seed=1), record=path)
         size = path.stat().st_size
         result = replay(path)
         assert result.divergence is None, result.divergence

@@ -13,12 +13,13 @@ from __future__ import annotations
 from bench import transmitter
 from firmware.profiles import G7
 from sim import ble_world, world
+from sim.session.config import Faults, SimulationConfig
 
 
 def main() -> None:
-    clean = world.SimulationConfig()
-    faulty = world.SimulationConfig(
-        faults=world.Faults(loss=0.3, outages_min=((600, 2040),), receiver_restarts=3)
+    clean = SimulationConfig()
+    faulty = SimulationConfig(
+        faults=Faults(loss=0.3, outages_min=((600, 2040),), receiver_restarts=3)
     )
     inputs, calibration = transmitter.session_input()
     alone = transmitter.best(lambda: transmitter.run_session(inputs, calibration))

@@ -33,11 +33,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from firmware.events import SensorSample, SensorState
-from firmware.profiles import MINUTE_MS
 from firmware.receiver.alerts import AlertRaised, AlertRepeated
 from firmware.receiver.receiver import Receiver
-from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim import durable
 from sim.bookkeeping import RECONNECT_MS, SAMPLE_MS, Bookkeeper, Progress, recording_header
 from sim.durable import DurableReceiver
@@ -45,9 +42,10 @@ from sim.links.ble import BleTransmitter, LossyLink, in_process_device
 from sim.links.ble_receiver import BleReceiver
 from sim.links.bleak_receiver import BleakReceiver, bleak_client_factory
 from sim.recording import RecordingWriter
+from sim.session.config import SimulationConfig
+from sim.session.result import SimulationResult
 from sim.store import ReceiverStore
 from sim.virtual_loop import run_virtual
-from sim.world import SimulationConfig, SimulationResult
 
 PASSKEY = 123_456
 # Timers run this much loop time after their millisecond (which ``now_ms`` still reports), once
@@ -125,8 +123,8 @@ async def _session(
     books: Bookkeeper, stats: dict[str, int] | None, capture: BinaryIO | None, receiver_api: str
 ) -> SimulationResult:
     loop = asyncio.get_running_loop()
-    config, session, recorder = books.config, books.session, books.recorder
-    end_ms, chunk = session.end_ms, session.chunk
+    config, session = books.config, books.session
+    end_ms = session.end_ms
 
     epoch: list[float] = []  # loop seconds at simulation time 0
 
@@ -144,23 +142,12 @@ async def _session(
         from bumble.snoop import BtSnooper
 
         rx_device.host.snooper = BtSnooper(capture)
-    core = books.transmitter(
-        Transmitter(
-            TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
-        )
-    )
+    core = books.transmitter()
 
     def sample_core(t_ms: int) -> None:
-        k = t_ms // SAMPLE_MS
-        before = core.store.latest()
-        sample = SensorSample(int(chunk.raw_counts[0, k]), SensorState(int(chunk.state[0, k])))
-        if epoch:
-            tx.sample(sample)  # at now_ms() == t_ms, out on the air
-        else:
-            core.sample(sample, t_ms)  # resuming: made while no receiver listened
-        books.sampled(t_ms, before, core.store.latest())
+        books.take_sample(core, t_ms, tx.sample)  # at now_ms() == t_ms, out on the air
 
-    start_ms, receiver = books.resume(sample_core)
+    start_ms, receiver = books.resume(core)
     tx = BleTransmitter(
         tx_device,
         core,
@@ -289,19 +276,11 @@ async def _session(
     await tx.stop()
     rx_device.host.snooper = None  # _run closes the capture file after this
 
-    books.finish(rx.receiver)
+    result = books.finish(rx.receiver)
     if stats is not None:
         stats.update(
             connections=totals["connections"] + rx.connections,
             pairings=totals["pairings"] + rx.pairings,
             sent_over_air=tx.sent,
         )
-    return SimulationResult(
-        config=config,
-        rows=recorder.rows,
-        events=recorder.events,
-        duplicates=recorder.duplicates,
-        notifications_lost=books.lost_before + link.lost,
-        frame_errors=rx.receiver.collector.frame_errors,
-        end_min=end_ms / MINUTE_MS,
-    )
+    return result

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from firmware.events import SensorSample, SensorState
 from firmware.profiles import MINUTE_MS
 from firmware.receiver.alerts import AlertCleared, AlertName, AlertRaised, AlertRepeated
 from firmware.receiver.collector import CollectorConfig
@@ -25,34 +26,22 @@ from firmware.receiver.receiver import (
     ReceiverConfig,
 )
 from firmware.transmitter.algorithm import FactoryCalibration
-from firmware.transmitter.server import Transmitter
+from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms.measurement import MeasurementRecord
 from sim import durable
 from sim.recording import RecordingReceiver, RecordingTransmitter, RecordingWriter
 from sim.recording import header as make_header
+from sim.session.config import SimulationConfig
+from sim.session.result import SampleRow, SimulationResult
 from sim.signal import models
 from sim.signal.sensor import SensorArray, SensorChunk
 
 if TYPE_CHECKING:
     from sim.durable import DurableReceiver
-    from sim.world import SimulationConfig
 
 SAMPLE_MS = 5 * MINUTE_MS
 Progress = Callable[[int, int], None]  # (done, total): simulated ms so far, and at the end
 RECONNECT_MS = 2_000  # after the receiver asks to disconnect, or its process restarts
-
-
-@dataclass
-class SampleRow:
-    """One 5-minute sample of the session (a row of readings.csv)."""
-
-    time_offset_min: int
-    reference_mgdl: float
-    sensor_mgdl: float | None = None  # the record's value, when the transmitter made one
-    displayed: str | None = None
-    trend_mgdl_min: float | None = None
-    arrow: str | None = None
-    delivery: str | None = None  # live, backfill or lost (None: no record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +62,24 @@ class SessionInput:
     chunk: SensorChunk
     calibration: FactoryCalibration
     link_seed: np.random.SeedSequence
+
+    def sample(self, t_ms: int) -> SensorSample:
+        """The sensor's sample at ``t_ms`` (a multiple of ``SAMPLE_MS``)."""
+        k = t_ms // SAMPLE_MS
+        chunk = self.chunk
+        return SensorSample(int(chunk.raw_counts[0, k]), SensorState(int(chunk.state[0, k])))
+
+
+def build_transmitter(
+    config: SimulationConfig, session: SessionInput, procedure_timeout_ms: int | None = None
+) -> Transmitter:
+    """The transmitter core of a session (every driver builds it here). ``procedure_timeout_ms``:
+    RACP's procedure timeout in session time, when the session clock runs faster than the
+    link's (hardware at ``--speed``)."""
+    settings = TransmitterConfig(config.profile, e2e_crc=config.e2e_crc)
+    if procedure_timeout_ms is not None:
+        settings = replace(settings, procedure_timeout_ms=procedure_timeout_ms)
+    return Transmitter(settings, session.calibration, 0)
 
 
 def session_input(config: SimulationConfig) -> SessionInput:
@@ -166,11 +173,21 @@ class Bookkeeper:
         self.lost_before = 0  # notifications lost by the processes this one resumes
         self.lost: Callable[[], int] = lambda: 0
 
-    def transmitter(self, core: Transmitter) -> Transmitter:
-        """The transmitter core the driver uses: ``core``, recorded when recording."""
+    def transmitter(self) -> Transmitter:
+        """The session's transmitter core, recorded when recording."""
+        core = build_transmitter(self.config, self.session)
         if self.recording is None:
             return core
         return cast(Transmitter, RecordingTransmitter(core, self.recording))
+
+    def take_sample(
+        self, core: Transmitter, t_ms: int, deliver: Callable[[SensorSample], None]
+    ) -> None:
+        """The sensor samples at ``t_ms``: ``deliver`` hands the sample to the transmitter
+        ``core`` (directly, or through its link adapter), and the record it made is noted."""
+        before = core.store.latest()
+        deliver(self.session.sample(t_ms))
+        self.sampled(t_ms, before, core.store.latest())
 
     def _receiver(self, core: Receiver, restored_from: dict[str, Any] | None) -> Receiver:
         if self.recording is None:
@@ -247,17 +264,17 @@ class Bookkeeper:
             state = json.loads(json.dumps(receiver.snapshot()))
         return self._receiver(Receiver.restore(self.receiver_config, state, now_ms), state)
 
-    def resume(self, take_sample: Callable[[int], None]) -> tuple[int, Receiver]:
+    def resume(self, core: Transmitter) -> tuple[int, Receiver]:
         """Where this run starts: (0, a new receiver), or, resuming a killed process, the time
         it had reached and the receiver it committed. The sensor kept sampling while the
-        receiver was down: ``take_sample(t_ms)`` is called for each sample up to then."""
+        receiver was down: the transmitter ``core`` takes every sample up to then."""
         resumed = self.resumed
         if self.keeper is None or resumed is None:
             return 0, self._receiver(Receiver(self.receiver_config, 0), None)
         keeper, recorder = self.keeper, self.recorder
         now = min(int(resumed["now_ms"]), self.session.end_ms)
         for t in range(SAMPLE_MS, now + 1, SAMPLE_MS):
-            take_sample(t)
+            self.take_sample(core, t, lambda sample, t=t: core.sample(sample, t))
         recorder.duplicates = int(resumed.get("duplicates", 0))
         self.lost_before = int(resumed.get("notifications_lost", 0))
         self.pending_acks.update(
@@ -277,10 +294,21 @@ class Bookkeeper:
             return now, self._receiver(Receiver(self.receiver_config, now), None)
         return now, self._receiver(Receiver.restore(self.receiver_config, state, now), state)
 
-    def finish(self, receiver: Receiver) -> None:
+    def finish(self, receiver: Receiver) -> SimulationResult:
+        """The session is over: the last commit, and what it gives back."""
         if self.keeper is not None:
             self.keeper.finish(receiver, self.session.end_ms, self.counters)
         self.recorder.finish()
+        recorder = self.recorder
+        return SimulationResult(
+            config=self.config,
+            rows=recorder.rows,
+            events=recorder.events,
+            duplicates=recorder.duplicates,
+            notifications_lost=self.lost_before + self.lost(),
+            frame_errors=receiver.collector.frame_errors,
+            end_min=self.session.end_ms / MINUTE_MS,
+        )
 
 
 def recording_header(config: SimulationConfig, link: str) -> dict[str, Any]:

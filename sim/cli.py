@@ -22,6 +22,7 @@ from sim.population.command import command as population_command
 from sim.progress import progress_bar
 from sim.recording.command import command as replay_command
 from sim.rundir.commands import export_command, report_command
+from sim.session.config import Faults, SimulationConfig
 
 EXIT_USAGE = 2
 
@@ -302,10 +303,10 @@ def simulate(
         raise click.UsageError("--capture needs --link ble (the memory link has no air to capture)")
     source = _reference(scenario, trace)
     try:
-        fault_spec = world.Faults.parse(faults)
+        fault_spec = Faults.parse(faults)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    config = world.SimulationConfig(
+    config = SimulationConfig(
         profile=PROFILES[profile],
         days=days,
         seed=seed,

@@ -47,15 +47,13 @@ from bumble.device import Device
 from bumble.hci import Address
 from bumble.transport import open_transport
 
-from firmware.events import SensorSample, SensorState
 from firmware.profiles import MINUTE_MS, DeviceProfile
 from firmware.receiver.collector import CollectorConfig
 from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
-from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import gatt
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
 from sim import durable
-from sim.bookkeeping import SAMPLE_MS, event_json, session_input
+from sim.bookkeeping import SAMPLE_MS, build_transmitter, event_json, session_input
 from sim.links.ble import BleTransmitter
 from sim.links.ble_receiver import BleReceiver
 from sim.links.ble_security import Privacy
@@ -68,8 +66,8 @@ from sim.links.bleak_receiver import (
 from sim.links.keystore import MAX_BONDS, HostBonds, SecureKeyStore, attach
 from sim.private_files import create_private, private_dir
 from sim.recording import RecordingReceiver, RecordingTransmitter, RecordingWriter, header
+from sim.session.config import SimulationConfig
 from sim.store import ReceiverStore
-from sim.world import SimulationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -198,21 +196,12 @@ async def run_transmitter(
     resolvable private addresses (else from ``address``); ``bonded_only``: once there is a bond,
     drop connections from collectors without one."""
     session = session_input(config)
-    chunk = session.chunk
     made: list[dict[str, Any]] = []
     async with await _open(transport_spec) as transport:
         device = _device(name, address, transport, keys, max_bonds=max_bonds)
         await device.power_on()
         clock = LiveClock(speed)
-        core: Transmitter = Transmitter(
-            TransmitterConfig(
-                config.profile,
-                e2e_crc=config.e2e_crc,
-                procedure_timeout_ms=session_ms(PROCEDURE_TIMEOUT_MS, speed),
-            ),
-            session.calibration,
-            0,
-        )
+        core = build_transmitter(config, session, session_ms(PROCEDURE_TIMEOUT_MS, speed))
         writer = _recording(record, config.profile.name, config.seed, "transmitter", transport_spec)
         if writer is not None:
             core = RecordingTransmitter(core, writer)  # type: ignore[assignment]
@@ -236,9 +225,7 @@ async def run_transmitter(
 
         def take_sample(k: int) -> None:
             before = core.store.latest()
-            tx.sample(
-                SensorSample(int(chunk.raw_counts[0, k]), SensorState(int(chunk.state[0, k])))
-            )
+            tx.sample(session.sample(k * SAMPLE_MS))
             after = core.store.latest()
             if after is not None and after is not before:
                 glucose = after.glucose if isinstance(after.glucose, float) else None

@@ -172,7 +172,7 @@ def transmitter_command(
     """Serve a simulated sensor session as a CGM sensor on a BLE controller: advertise the CGM
     service, pair with passkey entry, send readings until the session ends."""
     from sim import hil
-    from sim.world import SimulationConfig
+    from sim.session.config import SimulationConfig
 
     rate, key = _speed(speed, realtime), _passkey(passkey)
     _check_keys(keys)

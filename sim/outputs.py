@@ -13,7 +13,7 @@ import numpy as np
 
 from firmware.profiles import MINUTE_MS
 from sim.metrics import accuracy, in_measuring_range
-from sim.world import SimulationResult
+from sim.session.result import SimulationResult
 
 READINGS_COLUMNS = (
     "time_offset_min",

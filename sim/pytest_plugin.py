@@ -4,7 +4,7 @@ the ``pytest11`` entry point once cgmsim is installed; README, "Testing your cod
 Fixtures (both are factories: call them with what the test needs):
 
 - ``cgmsim_session(**options)``: simulate a session in virtual time and return its
-  ``sim.world.SimulationResult`` (rows of readings, receiver events, counters). Options:
+  ``sim.session.result.SimulationResult`` (rows of readings, receiver events, counters). Options:
   ``days``, ``seed``, ``profile``, ``scenario``, ``link`` (``memory`` or ``ble``; default
   ``--cgmsim-link``), ``faults`` (``cgmsim simulate --faults`` syntax), ``ideal_sensor``,
   ``acknowledge_after_min``, ``record`` (a path: a recording for ``cgmsim replay``).
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from sim.world import SimulationResult
+    from sim.session.result import SimulationResult
 
 START_TIMEOUT_S = 30.0
 # The cgmsim command line of this very installation (whatever the PATH holds).
@@ -84,15 +84,16 @@ def cgmsim_session(request: pytest.FixtureRequest) -> Callable[..., SimulationRe
     ) -> SimulationResult:
         from firmware.profiles import PROFILES
         from sim import world
+        from sim.session.config import Faults, SimulationConfig
         from sim.signal.scenarios import SCENARIOS
 
-        config = world.SimulationConfig(
+        config = SimulationConfig(
             profile=PROFILES[profile],
             days=days,
             seed=seed,
             source=SCENARIOS[scenario],
             ideal_sensor=ideal_sensor,
-            faults=world.Faults.parse(faults),
+            faults=Faults.parse(faults),
             acknowledge_after_min=acknowledge_after_min,
         )
         path = None if record is None else pathlib.Path(record)

@@ -8,105 +8,18 @@ acknowledgement (``acknowledge_after_min``). Nothing waits on a wall clock. Rand
 
 from __future__ import annotations
 
-import datetime
-import math
 import pathlib
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from firmware.events import SensorSample, SensorState
-from firmware.lifecycle import Phase
-from firmware.profiles import MINUTE_MS, PROFILES, DeviceProfile
-from firmware.receiver.alerts import AlertSettings
-from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim import durable
-from sim.bookkeeping import (
-    RECONNECT_MS,
-    SAMPLE_MS,
-    AlertAcknowledged,
-    Bookkeeper,
-    Progress,
-    SampleRow,
-    recording_header,
-)
+from sim.bookkeeping import RECONNECT_MS, SAMPLE_MS, Bookkeeper, Progress, recording_header
 from sim.durable import DurableReceiver
 from sim.links.memory import MemoryLink
 from sim.recording import RecordingWriter
-from sim.signal.scenarios import DAILY_LIFE, GlucoseSource
+from sim.session.config import SimulationConfig
+from sim.session.result import SimulationResult
 from sim.store import ReceiverStore
-
-
-@dataclass(frozen=True, slots=True)
-class Faults:
-    """``--faults``: loss ratio of notifications, outage windows (minutes), receiver restarts."""
-
-    loss: float = 0.0
-    outages_min: tuple[tuple[float, float], ...] = ()
-    receiver_restarts: int = 0
-
-    @classmethod
-    def parse(cls, spec: str) -> Faults:
-        """``loss=0.3,outage=120:480,outage=2000:2100,receiver_restart=3``."""
-        loss, outages, restarts = 0.0, [], 0
-        for item in filter(None, (part.strip() for part in spec.split(","))):
-            key, _, value = item.partition("=")
-            try:
-                if key == "loss":
-                    loss = float(value)
-                    if not 0 <= loss < 1:
-                        raise ValueError
-                elif key == "outage":
-                    start, end = (float(x) for x in value.split(":"))
-                    if not 0 <= start < end:
-                        raise ValueError
-                    outages.append((start, end))
-                elif key in ("receiver_restart", "receiver_restarts"):
-                    restarts = int(value)
-                    if restarts < 0:
-                        raise ValueError
-                else:
-                    raise KeyError(key)
-            except KeyError:
-                raise ValueError(
-                    f"--faults: unknown fault {key!r} (loss, outage, receiver_restart)"
-                ) from None
-            except ValueError:
-                raise ValueError(f"--faults: bad value in {item!r}") from None
-        return cls(loss, tuple(sorted(outages)), restarts)
-
-
-@dataclass(frozen=True, slots=True)
-class SimulationConfig:
-    profile: DeviceProfile = PROFILES["g7"]
-    days: float | None = None  # default: the whole session, grace included
-    seed: int = 1
-    source: GlucoseSource = DAILY_LIFE
-    ideal_sensor: bool = False
-    faults: Faults = field(default_factory=Faults)
-    e2e_crc: bool = False
-    clock_at_zero: datetime.datetime = datetime.datetime(2026, 1, 5, 8, 0, 0)
-    alerts: AlertSettings = field(default_factory=AlertSettings)
-    # The simulated user acknowledges every alert raised or repeated this many minutes after it
-    # sounded (if it is still active and unacknowledged then). None: nobody acknowledges.
-    acknowledge_after_min: float | None = None
-
-    def __post_init__(self) -> None:
-        ack = self.acknowledge_after_min
-        if ack is not None and not (math.isfinite(ack) and ack >= 0):
-            raise ValueError(f"acknowledge_after_min must be a finite number >= 0, not {ack}")
-
-
-@dataclass
-class SimulationResult:
-    config: SimulationConfig
-    rows: list[SampleRow]
-    events: list[dict[str, Any]]
-    duplicates: int
-    notifications_lost: int
-    frame_errors: int
-    end_min: float
 
 
 def run(
@@ -151,23 +64,13 @@ def _run(
 ) -> SimulationResult:
     books = Bookkeeper(config, keeper, writer, progress)
     session = books.session
-    end_ms, chunk = session.end_ms, session.chunk
-    tx = books.transmitter(
-        Transmitter(
-            TransmitterConfig(config.profile, e2e_crc=config.e2e_crc), session.calibration, 0
-        )
-    )
-    recorder = books.recorder
+    end_ms = session.end_ms
+    tx = books.transmitter()
 
     def take_sample(now: int) -> None:
-        k = now // SAMPLE_MS
-        before = tx.store.latest()
-        tx.sample(
-            SensorSample(int(chunk.raw_counts[0, k]), SensorState(int(chunk.state[0, k]))), now
-        )
-        books.sampled(now, before, tx.store.latest())
+        books.take_sample(tx, now, lambda sample: tx.sample(sample, now))
 
-    now, receiver = books.resume(take_sample)
+    now, receiver = books.resume(tx)
     next_sample = (now // SAMPLE_MS + 1) * SAMPLE_MS
     link = MemoryLink(
         tx,
@@ -228,16 +131,7 @@ def _run(
         if not link.up and reconnect_at is None and books.link_up_at(now):
             reconnect_at = now + RECONNECT_MS
         books.commit(link.rx, now)
-    books.finish(link.rx)
-    return SimulationResult(
-        config=config,
-        rows=recorder.rows,
-        events=recorder.events,
-        duplicates=recorder.duplicates,
-        notifications_lost=books.lost_before + link.lost,
-        frame_errors=link.rx.collector.frame_errors,
-        end_min=end_ms / MINUTE_MS,
-    )
+    return books.finish(link.rx)
 
 
-__all__ = ["AlertAcknowledged", "Faults", "Phase", "SimulationConfig", "SimulationResult", "run"]
+__all__ = ["run"]

@@ -1,4 +1,5 @@
-"""protocol/ and firmware/ stay pure: no clock, I/O, global randomness, BLE stacks or sim."""
+"""protocol/ and firmware/ stay pure: no clock, I/O, global randomness, BLE stacks or sim; in
+sim/, each layer imports only the layers below it."""
 
 import ast
 import pathlib
@@ -61,3 +62,63 @@ def test_the_check_catches(tmp_path, source):
     path = tmp_path / "probe.py"
     path.write_text(source + "\n")
     assert violations(path)
+
+
+# sim/: which layer may import which. Links move bytes between a core and a BLE stack: they know
+# nothing of the session that uses them. The session (config, bookkeeping, the drivers) knows
+# nothing of the command line or the hardware runner.
+SIM_RULES = {
+    "sim.links": (
+        "sim.session",
+        "sim.bookkeeping",
+        "sim.world",
+        "sim.ble_world",
+        "sim.cli",
+        "sim.hil",
+    ),
+    "sim.session": (
+        "sim.bookkeeping",
+        "sim.world",
+        "sim.ble_world",
+        "sim.cli",
+        "sim.hil",
+        "sim.links",
+    ),
+    "sim.bookkeeping": ("sim.world", "sim.ble_world", "sim.cli", "sim.hil", "sim.hil_commands"),
+    "sim.world": ("sim.ble_world", "sim.cli", "sim.hil", "sim.hil_commands"),
+    "sim.ble_world": ("sim.world", "sim.cli", "sim.hil", "sim.hil_commands"),
+}
+
+
+def module_name(path: pathlib.Path, root: pathlib.Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_violations(path: pathlib.Path, root: pathlib.Path = ROOT) -> list[str]:
+    name = module_name(path, root)
+    found = []
+    for layer, forbidden in SIM_RULES.items():
+        if name != layer and not name.startswith(layer + "."):
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for line, module in imported_modules(tree):
+            if any(module == f or module.startswith(f + ".") for f in forbidden):
+                found.append(f"{path}:{line}: {layer} imports {module}")
+    return found
+
+
+def test_sim_layers_import_only_downwards():
+    files = sorted((ROOT / "sim").rglob("*.py"))
+    problems = [problem for path in files for problem in layer_violations(path)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_layer_check_catches(tmp_path):
+    links = tmp_path / "sim" / "links"
+    links.mkdir(parents=True)
+    probe = links / "probe.py"
+    probe.write_text("from sim.session.config import SimulationConfig\n")
+    assert layer_violations(probe, tmp_path)
+    probe.write_text("from sim.links.core_timer import CoreTimer\n")
+    assert not layer_violations(probe, tmp_path)

@@ -22,6 +22,7 @@ from sim import world
 from sim.physiology.patients import resolve
 from sim.physiology.source import patient_source
 from sim.population.labelling import episodes, rules
+from sim.session.config import SimulationConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ def plan(
 def run_session(spec: SessionSpec) -> SessionOutcome:
     """The whole pipeline for one patient (see the module docstring)."""
     profile = PROFILES[spec.profile]
-    config = world.SimulationConfig(
+    config = SimulationConfig(
         profile=profile, days=spec.days, seed=spec.seed, source=patient_source(spec.patient)
     )
     result = world.run(config)

@@ -9,7 +9,7 @@ line, 1-based, or the JSONL line, 1-based). What the files must hold:
   when present, else the last row of readings.csv. ``session.clock_at_zero`` (ISO 8601, written
   by ``cgmsim simulate`` since the reports existed) is the wall clock at session time 0; a
   summary without it gets ``DEFAULT_CLOCK_AT_ZERO``, the simulator's own default
-  (``sim.world.SimulationConfig.clock_at_zero``). A clock without a zone is UTC.
+  (``sim.session.config.SimulationConfig.clock_at_zero``). A clock without a zone is UTC.
 - ``readings.csv``: the header of ``sim.outputs.READINGS_COLUMNS`` (any order, extra columns
   ignored); numbers where numbers belong (``nan`` allowed for the reference), ``displayed`` a
   whole mg/dL value, ``LOW`` or ``HIGH`` or empty, ``delivery`` ``live``/``backfill``/``lost``
@@ -47,7 +47,7 @@ COLUMNS = (
 )
 DELIVERIES = ("live", "backfill", "lost", "")
 DISPLAY_EDGES_MGDL = {"LOW": 40.0, "HIGH": 400.0}
-#: sim.world.SimulationConfig's default clock (kept equal by tests/sim/test_rundir_files.py).
+#: The default clock of sim.session.config.SimulationConfig (tests/sim/test_rundir_report.py).
 DEFAULT_CLOCK_AT_ZERO = dt.datetime(2026, 1, 5, 8, 0, 0, tzinfo=dt.UTC)
 #: Alert names in the order of shared/design/cli.md.
 ALERT_ORDER = tuple(name.value for name in AlertName)

@@ -24,7 +24,8 @@ import pytest
 
 from protocol.cgms import gatt, measurement
 from sim.ble_world import run_ble
-from sim.world import Faults, SimulationConfig, SimulationResult
+from sim.session.config import Faults, SimulationConfig
+from sim.session.result import SimulationResult
 from tests.support import tshark
 
 pytestmark = pytest.mark.tshark

@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from sim.ble_world import run_ble
+from sim.session.config import Faults, SimulationConfig
+from sim.session.result import SimulationResult
 from sim.signal.scenarios import SCENARIOS
-from sim.world import Faults, SimulationConfig, SimulationResult, run
+from sim.world import run
 
 ONE_DAY = SimulationConfig(days=1, ideal_sensor=True)
 

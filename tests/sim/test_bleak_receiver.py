@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 
 from sim.ble_world import run_ble
-from sim.world import Faults, SimulationConfig, SimulationResult, run
+from sim.session.config import Faults, SimulationConfig
+from sim.session.result import SimulationResult
+from sim.world import run
 
 
 def _shown(result: SimulationResult) -> list[int]:

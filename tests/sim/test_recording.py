@@ -25,20 +25,22 @@ from sim.recording import RecordingReceiver, RecordingWriter, header
 from sim.recording.command import command as replay_command
 from sim.recording.fileformat import FORMAT_VERSION
 from sim.recording.replay import replay
+from sim.session.config import Faults, SimulationConfig
+from sim.session.result import SimulationResult
 
-MEMORY = world.SimulationConfig(
+MEMORY = SimulationConfig(
     days=1.0,
     seed=3,
-    faults=world.Faults.parse("loss=0.2,receiver_restart=1"),
+    faults=Faults.parse("loss=0.2,receiver_restart=1"),
     acknowledge_after_min=5,
 )
-BLE = world.SimulationConfig(
-    days=0.3, seed=4, faults=world.Faults.parse("loss=0.2,outage=200:230,receiver_restart=1")
+BLE = SimulationConfig(
+    days=0.3, seed=4, faults=Faults.parse("loss=0.2,outage=200:230,receiver_restart=1")
 )
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> dict[str, tuple[pathlib.Path, world.SimulationResult]]:
+def recorded(tmp_path_factory) -> dict[str, tuple[pathlib.Path, SimulationResult]]:
     folder = tmp_path_factory.mktemp("recordings")
     memory, ble = folder / "memory.jsonl", folder / "ble.jsonl"
     return {
@@ -214,7 +216,7 @@ def test_a_corrupted_or_newer_recording_exits_2(recorded, tmp_path) -> None:
 
 def test_a_gzipped_recording_replays_and_a_truncated_one_exits_2(tmp_path) -> None:
     path = tmp_path / "run.jsonl.gz"
-    world.run(world.SimulationConfig(days=0.2, seed=5, ideal_sensor=True), record=path)
+    world.run(SimulationConfig(days=0.2, seed=5, ideal_sensor=True), record=path)
     assert invoke(path, "--check").exit_code == 0
     data = path.read_bytes()
     assert gzip.decompress(data).startswith(b'{"format":"cgmsim-recording"')

@@ -18,7 +18,9 @@ from sim.rundir.plots import session_figure
 from tests.sim.test_rundir_report import parse
 
 PNG = b"\x89PNG\r\n\x1a\n"
-CLOCK = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)  # sim.world.SimulationConfig's default
+CLOCK = dt.datetime(
+    2026, 1, 5, 8, 0, tzinfo=dt.UTC
+)  # sim.session.config.SimulationConfig's default
 NIGHTSCOUT_DIRECTIONS = {
     "DoubleUp",
     "SingleUp",

@@ -15,7 +15,7 @@ from sim.rundir.commands import report_command
 from sim.rundir.files import DEFAULT_CLOCK_AT_ZERO, load_run
 from sim.rundir.glycemia import summarise
 from sim.rundir.plots import report_figure, session_figure
-from sim.world import SimulationConfig
+from sim.session.config import SimulationConfig
 from tests.sim.rundir_craft import ALERTS, BACKFILLED_AT, DISPLAYED, write_run
 
 PNG = b"\x89PNG\r\n\x1a\n"

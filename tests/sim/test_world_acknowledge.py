@@ -14,8 +14,9 @@ import pytest
 from firmware.profiles import MINUTE_MS
 from firmware.receiver.alerts import AlertSettings
 from sim.durable import DurableReceiver
+from sim.session.config import SimulationConfig
 from sim.signal.traces import load_trace
-from sim.world import SimulationConfig, run
+from sim.world import run
 
 CGMSIM = pathlib.Path(sys.executable).parent / "cgmsim"
 DAYS = 0.5

@@ -18,8 +18,9 @@ import pytest
 
 from firmware.profiles import PROFILES
 from firmware.receiver.alerts import AlertSettings
+from sim.session.config import SimulationConfig
 from sim.signal.traces import load_trace
-from sim.world import SimulationConfig, run
+from sim.world import run
 
 FIRST_SHOWN = {"g7": 30, "g6": 120}  # the first 5-min sample after warm-up (27 min / 2 h)
 PROFILE_NAMES = sorted(FIRST_SHOWN)

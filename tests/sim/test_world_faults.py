@@ -18,8 +18,9 @@ import pytest
 
 from firmware.profiles import PROFILES
 from sim import outputs
+from sim.session.config import Faults, SimulationConfig
 from sim.signal.scenarios import SCENARIOS
-from sim.world import Faults, SimulationConfig, run
+from sim.world import run
 
 CGMSIM = pathlib.Path(sys.executable).parent / "cgmsim"
 OUTAGES = ((600, 2040), (5000, 5100))  # minutes: 24 h, then 100 min

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import pytest
 
 from firmware.profiles import PROFILES
+from sim.session.config import SimulationConfig
 from sim.signal.traces import load_trace
-from sim.world import SimulationConfig, run
+from sim.world import run
 
 CGMSIM = pathlib.Path(sys.executable).parent / "cgmsim"
 DAY = 1440

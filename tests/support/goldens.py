@@ -11,17 +11,18 @@ import pathlib
 
 from sim import world
 from sim.ble_world import run_ble
+from sim.session.config import Faults, SimulationConfig
 from sim.signal.scenarios import SCENARIOS
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
 
 # file name -> (link, what the run was)
-GOLDENS: dict[str, tuple[str, world.SimulationConfig]] = {
+GOLDENS: dict[str, tuple[str, SimulationConfig]] = {
     # a day of an ideal sensor over the memory link: warm-up, readings, a night's low and
     # urgent-low-soon alerts, a high, and the simulated user acknowledging them
     "memory-1day-ideal.jsonl.gz": (
         "memory",
-        world.SimulationConfig(
+        SimulationConfig(
             days=1.0,
             seed=3,
             source=SCENARIOS["nocturnal_hypo"],
@@ -32,10 +33,10 @@ GOLDENS: dict[str, tuple[str, world.SimulationConfig]] = {
     # half a day over the BLE stack with lost notifications, an outage and a receiver restart
     "ble-halfday-faults.jsonl.gz": (
         "ble",
-        world.SimulationConfig(
+        SimulationConfig(
             days=0.5,
             seed=2,
-            faults=world.Faults.parse("loss=0.1,outage=150:240,receiver_restart=1"),
+            faults=Faults.parse("loss=0.1,outage=150:240,receiver_restart=1"),
         ),
     ),
 }
