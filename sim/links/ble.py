@@ -6,6 +6,13 @@ goes back as the attribute value or an ATT error; the core's ``Notify`` / ``Indi
 with bumble's notify/indicate and a ``Sent`` goes back once each has left (a notification) or
 been confirmed (an indication). The adapter decides nothing about CGMS.
 
+Events reach the core in the order their PDUs arrived: an indication's ``Sent`` is given the
+moment bumble's GATT server takes its Handle Value Confirmation, not when the task awaiting
+``indicate_subscriber`` resumes, loop turns later. A collector may write its next request right
+behind the confirmation (often in the same connection event, so the same HCI read); bumble
+hands that write to our handler synchronously, and the core must already know its indication
+was confirmed (issue 13 defect 5: it refused the write with 0xFE, a procedure in progress).
+
 Security (CGMP §5.2.2; shared/spec/ble-stack.md): LE Secure Connections with bonding and
 passkey entry, the transmitter displaying a configured passkey (display-only I/O) and asking
 for security as soon as a collector connects (an SM Security Request, CGMP §6.1). Every CGMS
@@ -261,6 +268,8 @@ class BleTransmitter:
         self._answers: deque[Respond] = deque()
         self._wakeup = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        # the link whose indication ``_send_loop`` awaits, until its confirmation is taken
+        self._confirming: Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done
         self._serving = False
         self._mitm_failed = False  # this link paired without MITM: refuse it everything
@@ -292,6 +301,7 @@ class BleTransmitter:
             ]
         )
         device.on(device.EVENT_CONNECTION, self._on_connection)
+        self._watch_confirmations()
 
     # --- GATT database ---
 
@@ -372,6 +382,27 @@ class BleTransmitter:
         if answer.error is not None:
             raise att.ATT_Error(int(answer.error))
         return answer
+
+    def _watch_confirmations(self) -> None:
+        """See each Handle Value Confirmation where bumble's GATT server completes the
+        indication with it (its handler for the PDU, looked up on the server instance), and give
+        the core its ``Sent`` there and then: before any PDU that came after it. Only a
+        confirmation bumble accepts counts, one for the indication it had pending; one arriving
+        when none is pending (unexpected, or after the indication timed out) gives nothing."""
+        server = self.device.gatt_server
+        complete = server.on_att_handle_value_confirmation
+
+        def on_confirmation(
+            bearer: att.Bearer, confirmation: att.ATT_Handle_Value_Confirmation
+        ) -> None:
+            pending = server.pending_confirmations.get(bearer)
+            ours = bearer is self._confirming and pending is not None and not pending.done()
+            complete(bearer, confirmation)
+            if ours:
+                self._confirming = None
+                self._delivered(_connection_of(bearer))
+
+        server.on_att_handle_value_confirmation = on_confirmation  # type: ignore[method-assign]
 
     # --- the core ---
 
@@ -573,23 +604,38 @@ class BleTransmitter:
         task.add_done_callback(self._tasks.discard)
 
     async def _send_loop(self, connection: Connection) -> None:
-        """Send what the core queued, one at a time, and tell it ``Sent`` after each."""
+        """Send what the core queued, one at a time, and tell it ``Sent`` after each: after a
+        notification once it has left, after an indication once it is confirmed (given by
+        ``_watch_confirmations`` as the confirmation arrives; here only when bumble sent
+        nothing, no client having enabled it)."""
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._outgoing:
                 output = self._outgoing.popleft()
                 characteristic = self.characteristics[output.uuid]
-                send = (
-                    self.device.notify_subscriber
-                    if isinstance(output, Notify)
-                    else self.device.indicate_subscriber
-                )
                 try:
-                    await send(connection, characteristic, output.value)
+                    if isinstance(output, Notify):
+                        await self.device.notify_subscriber(
+                            connection, characteristic, output.value
+                        )
+                    else:
+                        self._confirming = connection
+                        await self.device.indicate_subscriber(
+                            connection, characteristic, output.value
+                        )
+                        if self._confirming is not connection:
+                            continue  # confirmed: its Sent is given
                 except (TimeoutError, ProtocolError) as error:  # unconfirmed, or the link went
                     logger.warning("0x%04X not delivered: %s", output.uuid, error)
                     return  # no Sent: the core's procedure timeout or Disconnected follows
-                self.sent += 1
-                if self.connection is connection:
-                    self._feed(Sent())
+                finally:
+                    if self._confirming is connection:
+                        self._confirming = None
+                self._delivered(connection)
+
+    def _delivered(self, connection: Connection) -> None:
+        """One notification or indication has left or been confirmed on ``connection``."""
+        self.sent += 1
+        if self.connection is connection:
+            self._feed(Sent())

@@ -2,20 +2,17 @@
 planted defect (in process), and the whole suite against ``cgmsim transmitter`` as separate
 processes over virtual controllers (g7, g6, and g7 with E2E-CRC).
 
-Defects of our transmitter the tester found (issue 13): 1 (a CCCD read before pairing refused
-with ATT 0x0F, CGMSIM/SEN/SEC/BV-02-C) and 2 (no SMP Security Request after a collector
-connects, CGMSIM/SEN/SEC/BV-01-C) are fixed and their cases must PASS. Still open, and allowed:
-
-- defect 5: a RACP write sent right after the previous procedure's response indication was
-  confirmed is refused with ATT 0xFE. Over the virtual controllers it shows where a case's
-  procedures go back to back (e.g. CGMS/SEN/RAR/BV-03-C, RAD/BV-01-C); whether a given case
-  hits it depends on timing, so it is allowed, not required, and each such FAIL must be that.
+Defects of our transmitter the tester found (issue 13), all fixed: 1 (a CCCD read before
+pairing refused with ATT 0x0F, CGMSIM/SEN/SEC/BV-02-C), 2 (no SMP Security Request after a
+collector connects, CGMSIM/SEN/SEC/BV-01-C), 3 and 4 (CBE/BI-03-C, CGMCP/BV-24-C), and 5 (a
+RACP write sent right after the previous response indication was confirmed refused with ATT
+0xFE, where a case's procedures go back to back: RAR/BV-03-C, RAD/BV-01-C; its own test is
+tests/sim/test_ble_racp_order.py). No case may FAIL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import signal
 import subprocess
@@ -201,17 +198,6 @@ def test_the_whole_suite_in_process(e2e: bool) -> None:
 # --- cgmsim conformance against cgmsim transmitter, separate processes --------------------------
 
 
-def _defect_5(result: dict[str, object]) -> bool:
-    """A RACP write refused with 0xFE right after a RACP response indication arrived."""
-    frames = [str(f) for f in result["frames"]]  # type: ignore[union-attr]
-    return any(
-        before.startswith("I 2A52 06")
-        and after.startswith("W 2A52 ")
-        and after.endswith("ATT error 0xFE")
-        for before, after in itertools.pairwise(frames)
-    )
-
-
 @pytest.mark.slow  # separate processes over virtual controllers
 @pytest.mark.parametrize(
     "options",
@@ -247,15 +233,15 @@ def test_conformance_against_cgmsim_transmitter(
     # issue 13 defects 2 and 1, fixed: the sensor asks for security; a CCCD reads unpaired
     assert results[DEFECT_2]["verdict"] == "PASS", results[DEFECT_2]["reason"]
     assert results[DEFECT_1]["verdict"] == "PASS", results[DEFECT_1]["reason"]
-    failed = {i: c for i, c in results.items() if c["verdict"] == "FAIL"}
-    for case_id, case in failed.items():  # issue 13 defect 5 only
-        assert _defect_5(case), f"{case_id}: {case['reason']} {case['frames'][-6:]}"
-        print(f"defect 5: {case_id}: {case['reason']}")
-    assert done.returncode == (1 if failed else 0), done.stderr
+    # issue 13 defect 5, fixed: procedures back to back are served, so nothing FAILs
+    failed = {
+        i: (c["reason"], c["frames"][-6:]) for i, c in results.items() if c["verdict"] == "FAIL"
+    }
+    assert failed == {}, failed
+    assert data["summary"]["FAIL"] == 0
+    assert done.returncode == 0, done.stderr
     # the fixes of issue 13 defects 3 and 4, over the air
-    assert results["CGMS/SEN/CBE/BI-03-C"]["verdict"] in ("PASS",) or _defect_5(
-        results["CGMS/SEN/CBE/BI-03-C"]
-    )
+    assert results["CGMS/SEN/CBE/BI-03-C"]["verdict"] == "PASS"
     assert results["CGMS/SEN/CGMCP/BV-24-C"]["verdict"] == "PASS"
     # applicability from the Feature bits: E2E-CRC cases run exactly when bit 12 is set
     e2e = "--e2e-crc" in options
