@@ -53,7 +53,6 @@ from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
 from protocol.cgms import gatt
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
 from sim import durable
-from sim.bookkeeping import SAMPLE_MS, build_transmitter, event_json, session_input
 from sim.links.ble import BleTransmitter
 from sim.links.ble_receiver import BleReceiver
 from sim.links.ble_security import Privacy
@@ -66,6 +65,7 @@ from sim.links.bleak_receiver import (
 from sim.links.keystore import MAX_BONDS, HostBonds, SecureKeyStore, attach
 from sim.private_files import create_private, private_dir
 from sim.recording import RecordingReceiver, RecordingTransmitter, RecordingWriter, header
+from sim.session.bookkeeping import SAMPLE_MS, build_transmitter, event_json, session_input
 from sim.session.config import SimulationConfig
 from sim.store import ReceiverStore
 

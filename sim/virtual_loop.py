@@ -150,6 +150,23 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         future.add_done_callback(self._executor_futures.discard)
         return future
 
+    def busy_now(self) -> bool:
+        """Whether something is ready to run at the current instant (a callback, or a timer due
+        now): ``sim.clock.scheduler`` lets it run before the next event of the instant."""
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        return bool(self._ready) or bool(  # type: ignore[attr-defined]
+            scheduled and scheduled[0].when() <= self._virtual_now
+        )
+
+    def idle(self) -> bool:
+        """Whether nothing at all is pending (no callback, timer or thread work): the clock can
+        then move on without running the loop."""
+        return (
+            not self._ready  # type: ignore[attr-defined]
+            and all(handle.cancelled() for handle in self._scheduled)  # type: ignore[attr-defined]
+            and not self._pending_executor_work()
+        )
+
     def _pending_executor_work(self) -> bool:
         return any(not f.done() for f in self._executor_futures)
 

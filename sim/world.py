@@ -1,25 +1,30 @@
-"""One whole simulated session: sensor -> transmitter -> link -> receiver, in virtual time.
+"""One whole simulated session on the in-memory link, in virtual time.
 
-The driver advances a virtual clock straight to the earliest of: the next sensor sample (every
-5 minutes), a core's timer, a fault (outage start or end, receiver restart), a simulated user's
-acknowledgement (``acknowledge_after_min``). Nothing waits on a wall clock. Randomness: one
+The session engine (``sim.session.engine``) with ``sim.links.memory``: sensor -> transmitter ->
+link -> receiver, the two cores wired directly. The engine's scheduler moves the clock straight
+to the next thing due (a sensor sample every 5 minutes, a core's timer, a fault, a simulated
+user's acknowledgement), so nothing waits on a wall clock. Randomness: one
 ``SeedSequence(seed)`` spawned per component (sensor chain, link loss).
 """
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 
 import numpy as np
 
 from sim import durable
-from sim.bookkeeping import RECONNECT_MS, SAMPLE_MS, Bookkeeper, Progress, recording_header
+from sim.clock.scheduler import VirtualClock
 from sim.durable import DurableReceiver
 from sim.links.memory import MemoryLink
 from sim.recording import RecordingWriter
+from sim.session.bookkeeping import Bookkeeper, Progress, recording_header
 from sim.session.config import SimulationConfig
+from sim.session.engine import Engine
 from sim.session.result import SimulationResult
 from sim.store import ReceiverStore
+from sim.virtual_loop import VirtualTimeEventLoop, run_virtual
 
 
 def run(
@@ -62,76 +67,27 @@ def _run(
     writer: RecordingWriter | None,
     progress: Progress | None,
 ) -> SimulationResult:
-    books = Bookkeeper(config, keeper, writer, progress)
-    session = books.session
-    end_ms = session.end_ms
+    return run_virtual(_session(Bookkeeper(config, keeper, writer, progress)))
+
+
+async def _session(books: Bookkeeper) -> SimulationResult:
     tx = books.transmitter()
-
-    def take_sample(now: int) -> None:
-        books.take_sample(tx, now, lambda sample: tx.sample(sample, now))
-
-    now, receiver = books.resume(tx)
-    next_sample = (now // SAMPLE_MS + 1) * SAMPLE_MS
+    start_ms, receiver = books.resume(tx)
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeEventLoop)
+    clock = VirtualClock(loop, loop.time() - start_ms / 1000)
+    engine = Engine.on_clock(books, tx, clock, start_ms)
     link = MemoryLink(
         tx,
         receiver,
-        loss=config.faults.loss,
-        rng=np.random.default_rng(session.link_seed),
-        on_receiver_event=books.on_event,
+        loss=books.config.faults.loss,
+        rng=np.random.default_rng(books.session.link_seed),
+        on_receiver_event=engine.on_event,
+        scheduler=engine.scheduler,
     )
     books.lost = lambda: link.lost
-    outages, restarts = books.outages_ms, books.restarts_ms
-    reconnect_at: int | None = None
-
-    def user_acknowledges(now: int) -> None:
-        """One press per acknowledgement due. Each runs the engine up to ``now``: a repeat of
-        another alert due at this very moment sounds then (acknowledged after its delay)."""
-        for alert in books.due(now):
-            if books.press(link.rx, alert, now):
-                link.pump(now)
-
-    if books.resumed is None:
-        link.connect(0)
-    else:
-        reconnect_at = now + RECONNECT_MS  # the restarted receiver process reconnects
-    fault_times = sorted({t for window in outages for t in window} | set(restarts))
-    steps_at_now = 0
-    while now < end_ms:
-        candidates = [next_sample, tx.get_timer(), link.rx.get_timer(), reconnect_at]
-        candidates += [t for t in fault_times if t > now][:1]
-        candidates += books.pending_acks.values()
-        previous, now = now, min(t for t in candidates if t is not None and t >= now)
-        steps_at_now = steps_at_now + 1 if now == previous else 0
-        if steps_at_now > 1_000:
-            raise RuntimeError(f"virtual time stuck at {now} ms: a timer does not move on")
-        if now > end_ms:
-            break
-        if now in restarts:
-            link.disconnect(now, "receiver restart")
-            link.replace_receiver(books.restarted(link.rx, now))
-            reconnect_at = now + RECONNECT_MS
-        if link.up and not books.link_up_at(now):
-            link.disconnect(now, "outage")
-        if not link.up and reconnect_at is None and books.link_up_at(now) and now not in restarts:
-            reconnect_at = now
-        if reconnect_at is not None and now >= reconnect_at:
-            reconnect_at = None  # in an outage, its end reconnects (above, at that time)
-            if books.link_up_at(now):
-                link.connect(now)
-        user_acknowledges(now)  # before a repeat due now: acknowledged in time, it stays silent
-        if now == next_sample:
-            take_sample(now)
-            link.pump(now)  # a reading reaches the receiver before its timers run
-            next_sample += SAMPLE_MS
-        if tx.get_timer() is not None and tx.get_timer() <= now:
-            tx.handle_timer(now)
-        if link.rx.get_timer() is not None and link.rx.get_timer() <= now:
-            link.rx.handle_timer(now)
-        link.pump(now)
-        if not link.up and reconnect_at is None and books.link_up_at(now):
-            reconnect_at = now + RECONNECT_MS
-        books.commit(link.rx, now)
-    return books.finish(link.rx)
+    engine.attach(link)
+    return await engine.run()
 
 
 __all__ = ["run"]

@@ -35,6 +35,9 @@ from firmware.receiver.collector import (
 from protocol.cgms.annunciation import StatusFlags
 
 SHOWN_PHASES = (Phase.ACTIVE, Phase.GRACE)
+# The receiver connects again this long after a link loss it asked for, or after its process
+# restarted (project default; every link and driver uses it).
+RECONNECT_MS = 2_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from bumble.link import LocalLink
 
 from firmware.events import GattInput, Indicate, Notify, Respond, SensorSample, Sent, Write
 from firmware.receiver.collector import CollectorConfig
-from firmware.receiver.receiver import ReceiverConfig
+from firmware.receiver.receiver import RECONNECT_MS, ReceiverConfig
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim.fuzz import corpus
 from sim.fuzz.ble_transmitter import quiet_links, witness
@@ -44,7 +44,6 @@ SAMPLE_MS = corpus.SAMPLE_MS
 PASSKEY = 123_456
 SETTLE_S = 0.05  # virtual: the in-process link delivers at once, this lets every task run
 ESTABLISH_S = 60.0  # virtual: connect, pair, discover
-RECONNECT_MS = 2_000
 KIND_OF = {Respond: "response", Notify: "notify", Indicate: "indicate"}
 
 

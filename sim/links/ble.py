@@ -92,7 +92,7 @@ from sim.links.ble_security import (
     RepeatedAttempts,
     secure_session_class,
 )
-from sim.links.core_timer import CoreTimer
+from sim.links.core_timer import CoreTimer, Schedule, on_loop
 
 logger = logging.getLogger(__name__)
 
@@ -249,18 +249,21 @@ class BleTransmitter:
         name: str = "cgmsim",
         info: DeviceInfo | None = None,
         to_loop: Callable[[int], float] | None = None,
-        timer_lag_s: float = 0.0,
+        schedule_timer: Schedule | None = None,
         attempts: RepeatedAttempts | None = None,
         privacy: Privacy | None = None,
         bonded_only: bool = False,
     ) -> None:
         self.device, self.core, self.now_ms, self.name = device, core, now_ms, name
-        # With ``to_loop`` (core milliseconds -> loop seconds) the core's timer runs by itself
-        # on the loop; without, the caller calls ``handle_timer()`` when it is due.
+        # The core's timer runs by itself: where ``schedule_timer`` keeps it (a session's
+        # scheduler), else on the loop with ``to_loop`` (core milliseconds -> loop seconds).
+        # With neither, the caller calls ``handle_timer()`` when it is due.
+        if schedule_timer is None and to_loop is not None:
+            schedule_timer = on_loop(to_loop)
         self.timer = (
             None
-            if to_loop is None
-            else CoreTimer(core.get_timer, self.handle_timer, to_loop, timer_lag_s)
+            if schedule_timer is None
+            else CoreTimer(core.get_timer, self.handle_timer, schedule_timer)
         )
         self.connection: Connection | None = None
         self.characteristics: dict[int, Characteristic[bytes]] = {}

@@ -32,11 +32,11 @@ from bumble.pairing import PairingConfig
 from bumble.smp import SMP_CONFIRM_VALUE_FAILED_ERROR
 
 from firmware.receiver.collector import ReadRequest, SubscribeRequest, WriteRequest
-from firmware.receiver.receiver import Receiver
+from firmware.receiver.receiver import RECONNECT_MS, Receiver
 from protocol.cgms import gatt
 from sim.links.ble import receiver_pairing, uuid16
+from sim.links.core_timer import Schedule
 from sim.links.gatt_client import (
-    RECONNECT_MS,
     CollectorLink,
     PairingRefused,
     Request,
@@ -66,8 +66,9 @@ class BleReceiver(CollectorLink):
         passkey: int,
         on_event: Callable[[object], None] | None = None,
         on_established: Callable[[], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
         reconnect_delay_ms: int = RECONNECT_MS,
-        timer_lag_s: float = 0.0,
+        schedule_timer: Schedule | None = None,
     ) -> None:
         super().__init__(
             receiver,
@@ -75,8 +76,9 @@ class BleReceiver(CollectorLink):
             to_loop,
             on_event=on_event,
             on_established=on_established,
+            on_lost=on_lost,
             reconnect_delay_ms=reconnect_delay_ms,
-            timer_lag_s=timer_lag_s,
+            schedule_timer=schedule_timer,
         )
         self.device, self.address = device, address
         self.peer: Peer | None = None

@@ -44,10 +44,11 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakError, BleakGATTProtocolError
 
 from firmware.receiver.collector import ReadRequest, SubscribeRequest, WriteRequest
-from firmware.receiver.receiver import Receiver
+from firmware.receiver.receiver import RECONNECT_MS, Receiver
 from protocol.cgms import gatt
 from sim.links.bleak_bumble import link_security
-from sim.links.gatt_client import RECONNECT_MS, CollectorLink, PairingRefused, Request
+from sim.links.core_timer import Schedule
+from sim.links.gatt_client import CollectorLink, PairingRefused, Request
 from sim.links.keystore import describe, secure_keys
 
 logger = logging.getLogger(__name__)
@@ -105,8 +106,9 @@ class BleakReceiver(CollectorLink):
         *,
         on_event: Callable[[object], None] | None = None,
         on_established: Callable[[], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
         reconnect_delay_ms: int = RECONNECT_MS,
-        timer_lag_s: float = 0.0,
+        schedule_timer: Schedule | None = None,
         host_bonds: MutableSet[str] | None = None,
     ) -> None:
         super().__init__(
@@ -115,8 +117,9 @@ class BleakReceiver(CollectorLink):
             to_loop,
             on_event=on_event,
             on_established=on_established,
+            on_lost=on_lost,
             reconnect_delay_ms=reconnect_delay_ms,
-            timer_lag_s=timer_lag_s,
+            schedule_timer=schedule_timer,
         )
         self.make_client = make_client
         # sensors this receiver paired with through the host's own stack (``HostBonds``)

@@ -1,33 +1,42 @@
-"""A sans-I/O core's timer on the asyncio loop: the one piece of scheduling both BLE adapters
-(the transmitter's GATT server, the receiver's GATT client) need. Works on the virtual-time loop
-(``sim.virtual_loop``) as on a real one."""
+"""A sans-I/O core's timer, kept armed at its ``get_timer()``: the one piece of scheduling every
+adapter of a core needs. Where the timer is kept is the caller's choice (``Schedule``): on the
+asyncio loop (``on_loop``: hardware, tools that run one adapter), or on a session's scheduler
+(``sim.clock.scheduler``), which orders it among the other events due at the same instant."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+# schedule(t_ms, callback) -> something to cancel it with
+Schedule = Callable[[int, Callable[[], None]], Cancellable]
+
+
+def on_loop(to_loop: Callable[[int], float]) -> Schedule:
+    """Schedule on the running asyncio loop; ``to_loop`` turns a core time into loop seconds."""
+
+    def schedule(t_ms: int, callback: Callable[[], None]) -> Cancellable:
+        return asyncio.get_running_loop().call_at(to_loop(t_ms), callback)
+
+    return schedule
 
 
 class CoreTimer:
-    """Keeps one ``loop.call_at`` armed at a core's ``get_timer()`` (ms on the ``now_ms``
-    clock; ``to_loop`` turns such a time into loop seconds). Call ``arm()`` after every input
-    into the core; ``fire()`` runs when the timer is due.
-
-    ``lag_s`` fires that much loop time late, less than the clock's millisecond resolution: on
-    a virtual loop, where traffic over the in-process link takes no loop time, what was sent at
-    the same millisecond (a reading) arrives before the timer runs, as the in-memory driver
-    orders it (pump first, then timers)."""
+    """Keeps one callback scheduled at a core's ``get_timer()`` (ms on the core's clock). Call
+    ``arm()`` after every input into the core; ``fire()`` runs when the timer is due."""
 
     def __init__(
-        self,
-        get_timer: Callable[[], int | None],
-        fire: Callable[[], None],
-        to_loop: Callable[[int], float],
-        lag_s: float = 0.0,
+        self, get_timer: Callable[[], int | None], fire: Callable[[], None], schedule: Schedule
     ) -> None:
-        self.get_timer, self.fire, self.to_loop, self.lag_s = get_timer, fire, to_loop, lag_s
+        self.get_timer, self.fire, self.schedule = get_timer, fire, schedule
         self._when: int | None = None
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: Cancellable | None = None
 
     def arm(self) -> None:
         when = self.get_timer()
@@ -36,9 +45,7 @@ class CoreTimer:
         self.cancel()
         if when is not None:
             self._when = when
-            self._handle = asyncio.get_running_loop().call_at(
-                self.to_loop(when) + self.lag_s, self._run
-            )
+            self._handle = self.schedule(when, self._run)
 
     def cancel(self) -> None:
         if self._handle is not None:

@@ -8,8 +8,8 @@ notification or indication that arrives while a request is in flight is handed o
 request's answer (as the in-memory link orders them). ``DisconnectRequest`` ends the link with
 the core's reason; a link lost otherwise is reported with the adapter's. What the core says for
 the app (``ReadingShown``, ``PhaseChanged``, ...) goes to ``on_event``. The core's timer is kept
-armed on the asyncio loop (``sim.links.core_timer``), so this runs on the virtual-time loop as on
-a real one.
+armed on the asyncio loop, or on a session's scheduler (``sim.links.core_timer``), so this runs on
+the virtual-time loop as on a real one.
 
 Security: a subclass refuses a sensor that does not require authenticated LE Secure Connections
 (``_refuse``: ``InsecureSensor`` ends ``run()``), unless ``insecure`` (lab use only): then it goes
@@ -35,12 +35,11 @@ from firmware.receiver.collector import (
     SubscribeRequest,
     WriteRequest,
 )
-from firmware.receiver.receiver import Receiver
-from sim.links.core_timer import CoreTimer
+from firmware.receiver.receiver import RECONNECT_MS, Receiver
+from sim.links.core_timer import CoreTimer, Schedule, on_loop
 
 logger = logging.getLogger(__name__)
 
-RECONNECT_MS = 2_000  # after a disconnection, as the in-memory driver does
 Request = ReadRequest | WriteRequest | SubscribeRequest
 
 
@@ -76,9 +75,10 @@ class CollectorLink:
     """Drives ``receiver`` over some GATT client API (see the module docstring).
 
     ``await run()`` keeps it connected until ``stop()``; ``close(reason)`` also ends the link.
-    ``on_established`` is called once the link is secured and discovered, just before the core
-    hears ``connected`` (a driver can start its clock there). ``connections`` and ``pairings``
-    count what happened.
+    ``on_established`` is called once a link is secured and discovered, just before the core
+    hears ``connected``. A driver that decides itself when to connect (the session engine) calls
+    ``connect_once()`` instead of ``run()``, and hears of each link loss through ``on_lost``.
+    ``connections`` and ``pairings`` count what happened.
     """
 
     link_errors: tuple[type[BaseException], ...] = (TimeoutError,)
@@ -91,14 +91,17 @@ class CollectorLink:
         *,
         on_event: Callable[[object], None] | None = None,
         on_established: Callable[[], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
         reconnect_delay_ms: int = RECONNECT_MS,
-        timer_lag_s: float = 0.0,
+        schedule_timer: Schedule | None = None,
     ) -> None:
         self.receiver, self.now_ms, self.to_loop = receiver, now_ms, to_loop
         self.on_event = on_event or (lambda event: None)
-        self.on_established = on_established
+        self.on_established, self.on_lost = on_established, on_lost
         self.reconnect_delay_ms = reconnect_delay_ms
-        self.timer = CoreTimer(receiver.get_timer, self._on_timer, to_loop, timer_lag_s)
+        self.timer = CoreTimer(
+            receiver.get_timer, self._on_timer, schedule_timer or on_loop(to_loop)
+        )
         self.connections = 0
         self.pairings = 0
         self.insecure = False  # lab only: go on with a sensor that fails the security checks
@@ -160,6 +163,26 @@ class CollectorLink:
                 continue
             await self._gone.wait()
 
+    @property
+    def established(self) -> bool:
+        return self._established
+
+    async def connect_once(self) -> bool:
+        """One attempt to connect, secure and discover; True when the link is up. A
+        ``PairingRefused`` (wrong passkey, insecure sensor) ends the adapter and is raised."""
+        self._running = True
+        try:
+            await self._establish()
+        except PairingRefused:
+            self.stop()
+            await self._drop()
+            raise
+        except Exception as error:  # any other failure: the driver tries again later
+            logger.warning("connection failed: %s", error)
+            await self._drop()
+            return False
+        return True
+
     def stop(self) -> None:
         self._running = False
         self.timer.cancel()
@@ -207,6 +230,8 @@ class CollectorLink:
             self.receiver.disconnected(self.now_ms(), wanted or reason)
             self.drain()
         self._gone.set()
+        if established and self.on_lost is not None and self._running:
+            self.on_lost()
 
     async def _disconnect(self, reason: str) -> None:
         link = self._link

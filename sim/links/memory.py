@@ -4,6 +4,11 @@ Moves events between the two cores and decides nothing about the protocol. Fault
 injected here: notifications lost with a probability (the receiver sees a gap and asks again
 with RACP), and the link taken down and up (outages, receiver restarts). Deterministic: loss
 draws come from the generator it is given.
+
+Given a session's ``Scheduler`` (``sim.clock.scheduler``), it is a link of the session engine
+(``sim.session.engine.Link``): it keeps both cores' timers on the scheduler and connects again
+``reconnect_delay_ms`` after a disconnection the receiver asked for, as a receiver app does.
+Without one, its caller drives it (``connect``, ``pump``, the cores' timers).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from firmware.events import (
     Notify,
     Read,
     Respond,
+    SensorSample,
     Sent,
     Subscribe,
     Write,
@@ -29,8 +35,10 @@ from firmware.receiver.collector import (
     SubscribeRequest,
     WriteRequest,
 )
-from firmware.receiver.receiver import Receiver
+from firmware.receiver.receiver import RECONNECT_MS, Receiver
 from firmware.transmitter.server import Transmitter
+from sim.clock.scheduler import Priority, Scheduler
+from sim.links.core_timer import CoreTimer
 
 DEFAULT_MTU = 185
 
@@ -45,6 +53,8 @@ class MemoryLink:
         rng: np.random.Generator | None = None,
         mtu: int = DEFAULT_MTU,
         on_receiver_event: Callable[[object], None] | None = None,
+        scheduler: Scheduler | None = None,
+        reconnect_delay_ms: int = RECONNECT_MS,
     ) -> None:
         self.tx, self.rx = transmitter, receiver
         self.loss, self.rng, self.mtu = loss, rng or np.random.default_rng(0), mtu
@@ -53,6 +63,23 @@ class MemoryLink:
         self.delivered = 0
         self.on_receiver_event = on_receiver_event or (lambda event: None)
         self.disconnect_wanted: str | None = None
+        self.scheduler = scheduler
+        self.reconnect_delay_ms = reconnect_delay_ms
+        self.out_of_range_until = 0  # no connection before then (an outage)
+        self._timers: tuple[CoreTimer, CoreTimer] | None = None
+        if scheduler is not None:
+            self._timers = (
+                CoreTimer(
+                    lambda: self.tx.get_timer(),
+                    lambda: self._fire(self.tx.handle_timer),
+                    lambda t, fire: scheduler.call_at(t, Priority.TRANSMITTER, fire),
+                ),
+                CoreTimer(
+                    lambda: self.rx.get_timer(),
+                    lambda: self._fire(self.rx.handle_timer),
+                    lambda t, fire: scheduler.call_at(t, Priority.RECEIVER, fire),
+                ),
+            )
 
     def connect(self, now_ms: int) -> None:
         if self.up:
@@ -87,6 +114,10 @@ class MemoryLink:
         if self.disconnect_wanted is not None:
             reason, self.disconnect_wanted = self.disconnect_wanted, None
             self.disconnect(now_ms, reason)
+            self._connect_at(now_ms + self.reconnect_delay_ms)
+        if self._timers is not None:
+            for timer in self._timers:
+                timer.arm()
 
     def _from_receiver(self, event: object, now_ms: int) -> None:
         match event:
@@ -119,3 +150,65 @@ class MemoryLink:
             case Indicate(uuid=uuid, value=value):
                 self.rx.indication(uuid, value, now_ms)
                 self.tx.receive(Sent(), now_ms)
+
+    # --- as a link of the session engine (with a scheduler) ---
+
+    @property
+    def receiver(self) -> Receiver:
+        return self.rx
+
+    def _now(self) -> int:
+        assert self.scheduler is not None, "MemoryLink: the engine API needs a scheduler"
+        return self.scheduler.clock.now_ms()
+
+    def _fire(self, handle_timer: Callable[[int], None]) -> None:
+        now = self._now()
+        handle_timer(now)
+        self.pump(now)
+
+    def _connect_at(self, t_ms: int) -> None:
+        if self.scheduler is not None:
+            self.scheduler.call_at(t_ms, Priority.CONNECT, self._connect_in_range)
+
+    def _connect_in_range(self) -> None:
+        now = self._now()
+        if now >= self.out_of_range_until:
+            self.connect(now)
+
+    def start(self, connect_at_ms: int) -> None:
+        """The receiver connects at ``connect_at_ms``."""
+        self._connect_at(connect_at_ms)
+
+    def sample(self, sample: SensorSample) -> None:
+        """The transmitter takes the sensor's sample now, and says what it has to."""
+        now = self._now()
+        self.tx.sample(sample, now)
+        self.pump(now)
+
+    def out_of_range(self, until_ms: int) -> None:
+        """The sensor goes out of range now: the link drops, and comes back at ``until_ms``."""
+        now = self._now()
+        self.out_of_range_until = until_ms
+        self.disconnect(now, "outage")
+        self._connect_at(until_ms)
+
+    def restart_receiver(
+        self, restarted: Callable[[Receiver], Receiver], connect_at_ms: int
+    ) -> None:
+        """The receiver process restarts now: the link ends, the receiver comes back as
+        ``restarted(old core)`` and connects at ``connect_at_ms``."""
+        now = self._now()
+        self.disconnect(now, "receiver restart")
+        self.rx = restarted(self.rx)
+        self.pump(now)
+        self._connect_at(connect_at_ms)
+
+    def receiver_acted(self) -> None:
+        """The engine gave the receiver core an input (the user pressed): move what follows."""
+        self.pump(self._now())
+
+    async def close(self) -> None:
+        """The session is over: nothing more runs."""
+        if self._timers is not None:
+            for timer in self._timers:
+                timer.cancel()

@@ -201,20 +201,15 @@ def test_through_a_stack_that_tells_nothing_our_sensor_is_paired_then_trusted_as
         await tx.start()
         counts = []
         for _ in range(2):
-            established: asyncio.Future[None] = loop.create_future()
             rx = BleakReceiver(
                 Receiver(ReceiverConfig(G7, CollectorConfig(CLOCK_AT_ZERO)), now_ms()),
                 _host_stack_client(rx_device, tx_device.random_address),
                 now_ms,
                 lambda t_ms: t_ms / 1000,
-                on_established=lambda f=established: f.done() or f.set_result(None),
                 host_bonds=host_bonds,
             )
-            runner = asyncio.ensure_future(rx.run())
-            await asyncio.wait([runner, established], return_when=asyncio.FIRST_COMPLETED)
-            assert established.done(), runner.exception()
+            assert await rx.connect_once()
             await rx.close("next")
-            runner.cancel()
             counts.append((rx.connections, rx.pairings))
         await tx.stop()
         return counts

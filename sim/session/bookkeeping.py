@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 SAMPLE_MS = 5 * MINUTE_MS
 Progress = Callable[[int, int], None]  # (done, total): simulated ms so far, and at the end
-RECONNECT_MS = 2_000  # after the receiver asks to disconnect, or its process restarts
 
 
 @dataclass(frozen=True, slots=True)

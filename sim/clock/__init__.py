@@ -1,0 +1,1 @@
+"""Session time: the virtual-time loop and the scheduler that orders each instant."""
