@@ -170,6 +170,11 @@ def sensor_cases() -> list[Case]:
     the destructive ones last (they stop the session and delete records), then the security
     attacks (each on links of its own; passkey guessing, which leaves the sensor refusing
     pairings for a while, near the end)."""
-    from sim.conformance import cases_gatt, cases_racp, cases_socp  # noqa: F401  (registers)
+    from sim.conformance import (  # noqa: F401  (registers)
+        cases_gatt,
+        cases_racp,
+        cases_security,
+        cases_socp,
+    )
 
     return sorted(REGISTRY, key=lambda c: (c.phase, c.order))
