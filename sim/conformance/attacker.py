@@ -337,6 +337,14 @@ class Attacker:
             device.pairing_config_factory = lambda connection: config or PairingConfig()
             device.smp_session_proxy = _session_class(attack, withhold)
             target = self.target()
+
+            def listen(connection: Connection) -> None:  # before connect() returns: a sensor
+                connection.on(  # asks for security at once; heard, and not answered
+                    connection.EVENT_SECURITY_REQUEST,
+                    lambda auth: attack.log(f"SMP < Security Request auth 0x{int(auth):02X}"),
+                )
+
+            device.on(device.EVENT_CONNECTION, listen)
             try:
                 connection = await asyncio.wait_for(
                     device.connect(target, timeout=CONNECT_TIMEOUT_S), CONNECT_TIMEOUT_S + 5
@@ -346,9 +354,10 @@ class Attacker:
                     f"the attacker at {address} could not connect to {target}: "
                     f"{type(error).__name__} {error}"
                 ) from None
+            finally:
+                device.remove_listener(device.EVENT_CONNECTION, listen)
             attack.connection = connection
             connection.on(connection.EVENT_DISCONNECTION, attack._disconnected)
-            connection.on(connection.EVENT_SECURITY_REQUEST, lambda auth: None)  # ignored
             self.saw(connection)
             where = connection.peer_resolvable_address or connection.peer_address
             t.log(f"attacker {address} connected to {where}")
