@@ -81,7 +81,8 @@ class Outcome:
             after = " after its Pairing Response" if self.responded else ""
             return f"Pairing Failed 0x{self.reason or 0:02X} ({name}){after}"
         if self.kind == "dropped":
-            return f"the sensor dropped the link (HCI reason 0x{self.reason or 0:02X})"
+            how = "" if self.reason is None else f" (HCI reason 0x{self.reason:02X})"
+            return f"the sensor dropped the link{how}"
         return f"no answer within {PAIRING_TIMEOUT_S:g} s"
 
 
@@ -190,6 +191,7 @@ class Attack:
         outcome = Outcome("silent", sent_at=loop.time())
         if not self.connected:
             outcome.kind = "dropped"
+            outcome.reason = self.gone.result() if self.gone.done() else None
         else:
             task = asyncio.ensure_future(self.connection.pair())
             await asyncio.wait(
@@ -338,11 +340,14 @@ class Attacker:
             device.smp_session_proxy = _session_class(attack, withhold)
             target = self.target()
 
-            def listen(connection: Connection) -> None:  # before connect() returns: a sensor
-                connection.on(  # asks for security at once; heard, and not answered
+            def listen(connection: Connection) -> None:
+                """From the link's creation, before connect() returns: a sensor may ask for
+                security at once (heard, and not answered), or drop a stranger at once."""
+                connection.on(
                     connection.EVENT_SECURITY_REQUEST,
                     lambda auth: attack.log(f"SMP < Security Request auth 0x{int(auth):02X}"),
                 )
+                connection.on(connection.EVENT_DISCONNECTION, attack._disconnected)
 
             device.on(device.EVENT_CONNECTION, listen)
             try:
@@ -357,7 +362,6 @@ class Attacker:
             finally:
                 device.remove_listener(device.EVENT_CONNECTION, listen)
             attack.connection = connection
-            connection.on(connection.EVENT_DISCONNECTION, attack._disconnected)
             self.saw(connection)
             where = connection.peer_resolvable_address or connection.peer_address
             t.log(f"attacker {address} connected to {where}")

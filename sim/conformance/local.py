@@ -48,12 +48,14 @@ async def run_local(
     security: SecurityOptions | None = None,
     privacy: Privacy | None = None,
     attempts: RepeatedAttempts | None = None,
+    bonded_only: bool = False,
 ) -> list[Result]:
     """The sensor cases (those ``only`` keeps) against ``core``, which has been fed samples up
     to ``start_ms``; it goes on sampling every 5 minutes of session time. ``sensor_setup``
-    may change the sensor's bumble device before it powers on; ``privacy`` and ``attempts``
-    are the transmitter's (``BleTransmitter``: without ``privacy`` it advertises from its
-    static address, as ``cgmsim transmitter --no-privacy``); ``security`` the tester's."""
+    may change the sensor's bumble device before it powers on; ``privacy``, ``attempts`` and
+    ``bonded_only`` are the transmitter's (``BleTransmitter``: without ``privacy`` it
+    advertises from its static address, as ``cgmsim transmitter --no-privacy``); ``security``
+    the tester's."""
     link = LocalLink()
     sensor = in_process_device(link, "cgmsim", SENSOR_ADDRESS)
     tester = in_process_device(link, "tester", TESTER_ADDRESS)
@@ -66,6 +68,7 @@ async def run_local(
         to_loop=clock.to_loop,
         privacy=privacy,
         attempts=attempts,
+        bonded_only=bonded_only,
     )
 
     async def sampling() -> None:

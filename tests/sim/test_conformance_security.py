@@ -64,6 +64,7 @@ def _ours(
     attempts: RepeatedAttempts | None = None,
     sensor_setup: Callable[[Device], None] | None = None,
     speed: float = SPEED,
+    bonded_only: bool = False,
 ) -> dict[str, Result]:
     """The pairing case and the named security cases against our transmitter in process, on
     the virtual-time loop, session time ``speed`` x the loop's."""
@@ -77,6 +78,7 @@ def _ours(
             attempts=attempts,
             sensor_setup=sensor_setup,
             speed=speed,
+            bonded_only=bonded_only,
         )
     )
     return {r.case.id.removeprefix(SEC): r for r in results}
@@ -102,6 +104,23 @@ def test_the_security_suite_passes_against_our_transmitter() -> None:
     guessing = results["BI-08-C"].reason
     assert "3 wrong passkeys accepted, 5.0 s then 10." in guessing, guessing
     assert "Repeated Attempts" in guessing
+
+
+def test_a_sensor_that_drops_strangers_at_once_is_not_failed_for_it() -> None:
+    """``cgmsim transmitter --bonded-only``: once the tester has bonded, every attacker is
+    dropped as soon as it connects, before connect() has returned to the tester. The pairing
+    attacks see the dropped link (PASS, saying so), the idle link is gone at once, and passkey
+    guessing has nothing to measure (INCONCLUSIVE, not PASS)."""
+    results = _ours(
+        privacy=_privacy(4), bonded_only=True, security=SecurityOptions(guess_wait_s=10.0)
+    )
+    for name in ("BI-04-C", "BI-05-C", "BI-06-C"):
+        assert results[name].verdict is Verdict.PASS, results[name].reason
+        assert "the sensor dropped the link (HCI reason 0x05)" in results[name].reason
+    assert results["BI-07-C"].verdict is Verdict.PASS
+    assert "dropped 0.0 s after connecting" in results["BI-07-C"].reason
+    assert results["BI-08-C"].verdict is Verdict.INCONCLUSIVE
+    assert "no pairing attempt accepted in 10 s" in results["BI-08-C"].reason
 
 
 # --- against the rogue sensors ------------------------------------------------------------------
