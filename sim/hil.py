@@ -55,7 +55,7 @@ from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
 from sim import durable
 from sim.links.ble import BleTransmitter
 from sim.links.ble_receiver import BleReceiver
-from sim.links.ble_security import Privacy
+from sim.links.ble_security import RPA_INTERVAL_S, Privacy
 from sim.links.bleak_receiver import (
     BleakReceiver,
     ClientFactory,
@@ -154,9 +154,10 @@ def _device(
     return device
 
 
-def sensor_privacy(keys: pathlib.Path | None) -> Privacy:
+def sensor_privacy(keys: pathlib.Path | None, rotate_s: float = RPA_INTERVAL_S) -> Privacy:
     """A real random IRK for the sensor (kept in ``KEYS.irk`` beside the key store, so that
-    bonds survive a restart) and random addresses made with it."""
+    bonds survive a restart) and random addresses made with it, a new one every ``rotate_s``
+    (of the radio's clock, whatever the session's speed)."""
     irk = secrets.token_bytes(16)
     if keys is not None:
         path = keys.with_name(keys.name + ".irk")
@@ -169,7 +170,7 @@ def sensor_privacy(keys: pathlib.Path | None) -> Privacy:
         except ValueError:
             irk = b""
     try:
-        return Privacy(irk=irk, prand=lambda: secrets.token_bytes(3))
+        return Privacy(irk=irk, prand=lambda: secrets.token_bytes(3), rotate_s=rotate_s)
     except ValueError as error:  # a key file edited by hand: one line, not a traceback
         raise TransportProblem(f"{keys}.irk: {error}") from None
 
@@ -186,6 +187,7 @@ async def run_transmitter(
     on_ready: Callable[[str], None] | None = None,
     record: pathlib.Path | None = None,
     privacy: bool = True,
+    rpa_interval_s: float = RPA_INTERVAL_S,
     bonded_only: bool = False,
     max_bonds: int = MAX_BONDS,
 ) -> dict[str, Any]:
@@ -193,8 +195,8 @@ async def run_transmitter(
     ``config.days`` run, or SIGINT/SIGTERM). Returns what happened: the readings made
     (time offset, value), the values sent over the air, connections. ``record``: where the
     core's inputs and outputs are written for ``cgmsim replay``. ``privacy``: advertise from
-    resolvable private addresses (else from ``address``); ``bonded_only``: once there is a bond,
-    drop connections from collectors without one."""
+    resolvable private addresses (else from ``address``), a new one every ``rpa_interval_s``;
+    ``bonded_only``: once there is a bond, drop connections from collectors without one."""
     session = session_input(config)
     made: list[dict[str, Any]] = []
     async with await _open(transport_spec) as transport:
@@ -212,7 +214,7 @@ async def run_transmitter(
             passkey=passkey,
             name=name,
             to_loop=clock.to_loop,
-            privacy=sensor_privacy(keys) if privacy else None,
+            privacy=sensor_privacy(keys, rpa_interval_s) if privacy else None,
             bonded_only=bonded_only,
         )
         connections = 0

@@ -141,8 +141,17 @@ def _with_common(function: Any) -> Any:
     "--privacy/--no-privacy",
     default=True,
     show_default=True,
-    help="Advertise from resolvable private addresses (a new one every 15 min) made with the "
-    "sensor's IRK, not from --address, which bonded collectors learn at pairing.",
+    help="Advertise from resolvable private addresses (a new one every --rpa-interval) made "
+    "with the sensor's IRK, not from --address, which bonded collectors learn at pairing.",
+)
+@click.option(
+    "--rpa-interval",
+    type=click.FloatRange(1),
+    default=900.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds between private addresses: TGAP(private_addr_int), 15 min recommended. "
+    "The radio's time: --speed does not shorten it.",
 )
 @click.option(
     "--bonded-only",
@@ -165,6 +174,7 @@ def transmitter_command(
     e2e_crc: bool,
     address: str,
     privacy: bool,
+    rpa_interval: float,
     bonded_only: bool,
     record: pathlib.Path | None,
     as_json: bool,
@@ -199,6 +209,7 @@ def transmitter_command(
             on_ready=ready,
             record=record,
             privacy=privacy,
+            rpa_interval_s=rpa_interval,
             bonded_only=bonded_only,
             max_bonds=max_bonds,
         ),

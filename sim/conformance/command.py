@@ -40,6 +40,53 @@ from sim.hil_commands import _TRANSPORT_HELP, _address, _passkey
     is_flag=True,
     help="Also run the cases that delete records, set a calibration, stop the session.",
 )
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="PREFIX",
+    help="Run only the cases whose id starts with PREFIX (repeatable), and pairing; e.g. "
+    "--only CGMSIM/SEN/SEC/ for the security suite.",
+)
+@click.option(
+    "--attacks/--no-attacks",
+    default=True,
+    show_default=True,
+    help="Run the security attacks from separate centrals (legacy, Just Works, withheld keys, "
+    "idle link, address privacy, passkey guessing), after the other cases.",
+)
+@click.option(
+    "--idle-limit",
+    type=click.FloatRange(0, min_open=True),
+    default=30.0,
+    show_default=True,
+    metavar="S",
+    help="An idle connection must be dropped within S seconds (SMP's 30 s timeout).",
+)
+@click.option(
+    "--privacy-wait",
+    type=click.FloatRange(0),
+    default=960.0,
+    show_default=True,
+    metavar="S",
+    help="Watch the sensor's private address up to S seconds from first sight for a change "
+    "(the Core recommends one every 15 min; less than that gives INCONCLUSIVE).",
+)
+@click.option(
+    "--guesses",
+    type=click.IntRange(3, 19),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Wrong passkeys the guessing attack gets accepted (each makes the sensor wait).",
+)
+@click.option(
+    "--guess-wait",
+    type=click.FloatRange(1),
+    default=60.0,
+    show_default=True,
+    metavar="S",
+    help="The longest the guessing attack waits for the sensor to accept its next guess.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option(
     "--junit",
@@ -55,16 +102,27 @@ def conformance_command(
     name: str | None,
     passkey: str | None,
     allow_destructive: bool,
+    only: tuple[str, ...],
+    attacks: bool,
+    idle_limit: float,
+    privacy_wait: float,
+    guesses: int,
+    guess_wait: float,
     as_json: bool,
     junit: pathlib.Path | None,
 ) -> None:
     """Test a CGM device against the Bluetooth SIG CGMS test suite's cases over the air, as
     an independent tester: one line per case id (PASS, FAIL, INCONCLUSIVE, NOT APPLICABLE, or
     NOT RUN for a destructive case without --allow-destructive), with the reason, the spec
-    section it rests on and the frames that decided it. Exit 1 when a case FAILed."""
+    section it rests on and the frames that decided it. Exit 1 when a case FAILed.
+
+    The security attacks come last and leave the sensor refusing new pairings for a while
+    (Repeated Attempts, after the passkey guesses); bonded collectors are not affected."""
     import asyncio
 
     from sim.conformance import report
+    from sim.conformance.attacker import SecurityOptions
+    from sim.conformance.registry import Case, Phase
     from sim.conformance.runner import run_sensor
     from sim.hil import TransportProblem
 
@@ -74,6 +132,11 @@ def conformance_command(
         raise click.UsageError("--address and --name exclude each other")
     key = None if passkey is None else _passkey(passkey)
     target = None if address is None else _address(address, "--address")
+
+    security = SecurityOptions(attacks, idle_limit, privacy_wait, guesses, guess_wait)
+
+    def selected(case: Case) -> bool:
+        return case.phase is Phase.PAIRING or any(case.id.startswith(p) for p in only)
 
     def show(result: Any) -> None:
         if not as_json:
@@ -88,7 +151,9 @@ def conformance_command(
                 name=name,
                 passkey=key,
                 allow_destructive=allow_destructive,
+                only=selected if only else None,
                 on_result=show,
+                security=security,
             )
         )
     except TransportProblem as problem:
@@ -100,6 +165,13 @@ def conformance_command(
         "transport": transport,
         "peer": run.peer,
         "allow_destructive": allow_destructive,
+        "security": {
+            "attacks": attacks,
+            "idle_limit_s": idle_limit,
+            "privacy_wait_s": privacy_wait,
+            "guesses": guesses,
+            "guess_wait_s": guess_wait,
+        },
         "features": run.features,
         "wall_seconds": round(run.wall_seconds, 3),
     }

@@ -16,11 +16,13 @@ from bumble.link import LocalLink
 from firmware.events import SensorSample
 from firmware.profiles import MINUTE_MS
 from firmware.transmitter.server import Transmitter
+from sim.conformance.attacker import SecurityOptions
 from sim.conformance.registry import Case, Result
 from sim.conformance.runner import TESTER_ADDRESS, SensorRun
 from sim.fuzz import corpus
 from sim.hil import LiveClock
 from sim.links.ble import BleTransmitter, in_process_device
+from sim.links.ble_security import Privacy, RepeatedAttempts
 
 SENSOR_ADDRESS = "F0:F0:F0:F0:F0:C1"
 PASSKEY = 123_456
@@ -43,15 +45,31 @@ async def run_local(
     speed: float = SPEED,
     start_ms: int = START_MS,
     sensor_setup: Callable[[Device], None] | None = None,
+    security: SecurityOptions | None = None,
+    privacy: Privacy | None = None,
+    attempts: RepeatedAttempts | None = None,
+    bonded_only: bool = False,
 ) -> list[Result]:
     """The sensor cases (those ``only`` keeps) against ``core``, which has been fed samples up
     to ``start_ms``; it goes on sampling every 5 minutes of session time. ``sensor_setup``
-    may change the sensor's bumble device before it powers on."""
+    may change the sensor's bumble device before it powers on; ``privacy``, ``attempts`` and
+    ``bonded_only`` are the transmitter's (``BleTransmitter``: without ``privacy`` it
+    advertises from its static address, as ``cgmsim transmitter --no-privacy``); ``security``
+    the tester's."""
     link = LocalLink()
     sensor = in_process_device(link, "cgmsim", SENSOR_ADDRESS)
     tester = in_process_device(link, "tester", TESTER_ADDRESS)
     clock = LiveClock(speed, start_ms)
-    served = BleTransmitter(sensor, core, clock.now_ms, passkey=PASSKEY, to_loop=clock.to_loop)
+    served = BleTransmitter(
+        sensor,
+        core,
+        clock.now_ms,
+        passkey=PASSKEY,
+        to_loop=clock.to_loop,
+        privacy=privacy,
+        attempts=attempts,
+        bonded_only=bonded_only,
+    )
 
     async def sampling() -> None:
         t = start_ms
@@ -73,6 +91,7 @@ async def run_local(
             passkey=PASSKEY,
             allow_destructive=allow_destructive,
             only=only,
+            security=security,
         )
         return await run.run()
     finally:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sim.conformance.tester import Tester
@@ -29,7 +29,7 @@ class Verdict(enum.Enum):
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
     NOT_APPLICABLE = "NOT APPLICABLE"
-    NOT_RUN = "NOT RUN"  # destructive, and --allow-destructive not given
+    NOT_RUN = "NOT RUN"  # destructive without --allow-destructive; an attack with --no-attacks
 
 
 class CaseFailed(Exception):
@@ -48,6 +48,7 @@ class Phase(enum.IntEnum):
     UNPAIRED = 0  # on the first connection, before pairing
     PAIRING = 1
     PAIRED = 2
+    ATTACKS = 3  # the security attacks, each on links of its own (cases_security)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Features:
 
 Applies = Callable[[Features | None], str | None]
 Run = Callable[["Tester"], Awaitable[str]]
+Budget = Callable[[Any], float]  # extra seconds of timeout, from the run's security options
 
 
 def always(features: Features | None) -> str | None:
@@ -117,6 +119,7 @@ class Case:
     timeout_s: float = 20.0
     phase: Phase = Phase.PAIRED
     order: int = 0  # running order after the phase: 0 the others, 10 the destructive ones
+    budget: Budget | None = None  # added to timeout_s: waits the run's options set
 
     @property
     def group(self) -> str:
@@ -145,6 +148,7 @@ def case(
     timeout_s: float = 20.0,
     phase: Phase = Phase.PAIRED,
     order: int | None = None,
+    budget: Budget | None = None,
 ) -> Callable[[Run], Run]:
     """Register the decorated coroutine as a case. Within a phase cases run by ``order``
     (default 0, destructive ones 10: after the others), then in the order of registration."""
@@ -153,7 +157,9 @@ def case(
     def register(run: Run) -> Run:
         if any(known.id == id for known in REGISTRY):
             raise ValueError(f"case {id} registered twice")
-        REGISTRY.append(Case(id, title, spec, run, applies, destructive, timeout_s, phase, rank))
+        REGISTRY.append(
+            Case(id, title, spec, run, applies, destructive, timeout_s, phase, rank, budget)
+        )
         return run
 
     return register
@@ -161,7 +167,14 @@ def case(
 
 def sensor_cases() -> list[Case]:
     """Every sensor-role case in running order: before pairing, pairing, then the rest with
-    the destructive ones last (they stop the session and delete records)."""
-    from sim.conformance import cases_gatt, cases_racp, cases_socp  # noqa: F401  (registers)
+    the destructive ones last (they stop the session and delete records), then the security
+    attacks (each on links of its own; passkey guessing, which leaves the sensor refusing
+    pairings for a while, near the end)."""
+    from sim.conformance import (  # noqa: F401  (registers)
+        cases_gatt,
+        cases_racp,
+        cases_security,
+        cases_socp,
+    )
 
     return sorted(REGISTRY, key=lambda c: (c.phase, c.order))

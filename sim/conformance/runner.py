@@ -5,7 +5,10 @@ whose name is ``name``, else the first advertising the CGM service 0x181F), conn
 and runs the cases that need no pairing; then pairs (passkey entry with ``passkey``, else Just
 Works) and runs the rest. Every case runs under its own timeout; a case that hangs is ended
 and the run goes on (on a new link if the old one went). A destructive case runs only when
-``allow_destructive``; otherwise it is reported NOT RUN.
+``allow_destructive``; otherwise it is reported NOT RUN. Last come the security attacks
+(``Phase.ATTACKS``, ``cases_security``), each from separate centrals made on the same
+controller (``attacker``) once the main link is ended; ``security.attacks`` False reports them
+NOT RUN.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from bumble.pairing import PairingConfig, PairingDelegate
 
 from protocol.cgms import gatt
 from sim import hil
+from sim.conformance.attacker import Attacker, SecurityOptions
 from sim.conformance.registry import (
     Case,
     CaseFailed,
@@ -76,8 +80,11 @@ class SensorRun:
         allow_destructive: bool,
         only: Callable[[Case], bool] | None = None,
         on_result: Callable[[Result], None] | None = None,
+        security: SecurityOptions | None = None,
     ) -> None:
         self.device, self.target = device, target
+        self.security = security or SecurityOptions()
+        self.attacks = Attacker(device, lambda: self.target, self.security, passkey)
         self.passkey, self.allow_destructive = passkey, allow_destructive
         self.only = only or (lambda case: True)
         self.on_result = on_result or (lambda result: None)
@@ -94,9 +101,13 @@ class SensorRun:
         connection.on(connection.EVENT_SECURITY_REQUEST, requests.append)
 
     async def _connect(self) -> Tester:
-        connection: Connection = await self.device.connect(self.target, timeout=CONNECT_TIMEOUT_S)
+        connection: Connection = await asyncio.wait_for(  # by identity: bumble scans first
+            self.device.connect(self.target, timeout=CONNECT_TIMEOUT_S), CONNECT_TIMEOUT_S + 5
+        )
         requests = self._security_requests.pop(connection.handle, None)
         tester = Tester(self.device, connection, Peer(connection), requests)
+        tester.attacks = self.attacks
+        self.attacks.saw(connection)
         await asyncio.wait_for(tester.peer.discover_all(), SETUP_TIMEOUT_S)
         tester.attach()
         return tester
@@ -127,11 +138,21 @@ class SensorRun:
             self.on_result(result)
             if case.phase is Phase.PAIRING and self.tester is not None and self.tester.paired:
                 await self._read_features()
+                self._follow_identity()
         with contextlib.suppress(BaseBumbleError, TimeoutError, asyncio.CancelledError):
             if self._connected():
                 assert self.tester is not None
                 await asyncio.wait_for(self.tester.connection.disconnect(), 5)
         return results
+
+    def _follow_identity(self) -> None:
+        """Reconnect by the identity address the sensor gave at bonding when its IRK came too:
+        bumble then finds the private address it advertises from now."""
+        assert self.tester is not None
+        identity = self.tester.connection.peer_address
+        resolver = self.device.address_resolver
+        if resolver is not None and resolver.can_resolve_to(identity):
+            self.target = identity
 
     async def _read_features(self) -> None:
         from sim.conformance.cases_gatt import parse_features
@@ -157,18 +178,21 @@ class SensorRun:
                 return result(Verdict.NOT_APPLICABLE, why_not)
         if case.destructive and not self.allow_destructive:
             return result(Verdict.NOT_RUN, "destructive: not run without --allow-destructive")
+        if case.phase is Phase.ATTACKS and not self.security.attacks:
+            return result(Verdict.NOT_RUN, "security attack: not run with --no-attacks")
         if case.phase is Phase.PAIRED and (tester is None or not tester.paired):
             why = tester.pairing_error if tester is not None else None
             return result(Verdict.INCONCLUSIVE, f"not paired ({why or 'pairing did not run'})")
-        if not self._connected():
+        if case.phase is not Phase.ATTACKS and not self._connected():  # attacks link themselves
             try:
                 tester = await self._relink()
             except Exception as error:
                 return result(Verdict.INCONCLUSIVE, f"link lost, reconnecting failed: {error}")
         assert tester is not None
         tester.frames = []
+        timeout = case.timeout_s + (case.budget(self.security) if case.budget else 0.0)
         try:
-            reason = await asyncio.wait_for(case.run(tester), case.timeout_s)
+            reason = await asyncio.wait_for(case.run(tester), timeout)
             verdict = Verdict.PASS
         except CaseFailed as failed:
             verdict, reason = Verdict.FAIL, str(failed)
@@ -178,7 +202,7 @@ class SensorRun:
             verdict, reason = Verdict.NOT_APPLICABLE, str(why)
         except TimeoutError:
             verdict = Verdict.FAIL
-            reason = f"did not complete within its timeout of {case.timeout_s:g} s"
+            reason = f"did not complete within its timeout of {timeout:g} s"
         except (BaseBumbleError, ConnectionError, OSError) as error:
             verdict, reason = Verdict.INCONCLUSIVE, f"link problem: {type(error).__name__}: {error}"
         return result(verdict, reason, list(tester.frames))
@@ -193,6 +217,7 @@ async def run_sensor(
     allow_destructive: bool = False,
     only: Callable[[Case], bool] | None = None,
     on_result: Callable[[Result], None] | None = None,
+    security: SecurityOptions | None = None,
 ) -> Run:
     """Open ``transport``, find the sensor, run the sensor cases; raises ``TransportProblem``
     when the transport cannot be opened and ``TimeoutError`` when no sensor is found."""
@@ -213,6 +238,7 @@ async def run_sensor(
             allow_destructive=allow_destructive,
             only=only,
             on_result=on_result,
+            security=security,
         )
         try:
             results = await sensor.run()

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bumble import att
 from bumble.device import Connection, Device, Peer
@@ -24,6 +24,9 @@ from protocol.cgms import gatt
 from sim.conformance import wire
 from sim.conformance.registry import CaseFailed, Features, Inconclusive, NotApplicable
 from sim.links.cgms_peer import cgms_attributes, listen
+
+if TYPE_CHECKING:
+    from sim.conformance.attacker import Attacker
 
 MEASUREMENT, FEATURE, STATUS = gatt.MEASUREMENT.uuid, gatt.FEATURE.uuid, gatt.STATUS.uuid
 SST, SRT = gatt.SESSION_START_TIME.uuid, gatt.SESSION_RUN_TIME.uuid
@@ -77,6 +80,7 @@ class Tester:
         self.paired = False
         self.pairing_error: str | None = None
         self.cache: dict[str, Any] = {}  # what one case learnt for the next (record offsets)
+        self.attacks: Attacker | None = None  # separate centrals, for the security attacks
         if security_requests is None:
             connection.on(connection.EVENT_SECURITY_REQUEST, self.security_requests.append)
 

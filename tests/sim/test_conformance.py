@@ -1,6 +1,7 @@
 """``cgmsim conformance --role sensor``: the reporters, the verdict on a transmitter with a
 planted defect (in process), and the whole suite against ``cgmsim transmitter`` as separate
-processes over virtual controllers (g7, g6, and g7 with E2E-CRC).
+processes over virtual controllers (g7 with the security attacks, g6, and g7 with E2E-CRC).
+The security suite's own tests are in tests/sim/test_conformance_security.py.
 
 Defects of our transmitter the tester found (issue 13), all fixed: 1 (a CCCD read before
 pairing refused with ATT 0x0F, CGMSIM/SEN/SEC/BV-02-C), 2 (no SMP Security Request after a
@@ -30,6 +31,7 @@ from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms.racp import RacpResponseCode
 from sim.cli import cli
 from sim.conformance import report
+from sim.conformance.attacker import SecurityOptions
 from sim.conformance.local import run_local, with_samples
 from sim.conformance.registry import Case, Phase, Result, Verdict, sensor_cases
 from sim.fuzz.corpus import CALIBRATION
@@ -187,8 +189,10 @@ def test_start_session_on_a_sensor_with_no_session_yet() -> None:
 @pytest.mark.slow  # about 5 s: every case over the in-process link
 @pytest.mark.parametrize("e2e", [False, True], ids=["plain", "e2e-crc"])
 def test_the_whole_suite_in_process(e2e: bool) -> None:
+    """In real time; the attacks, whose waits are long, run on the virtual-time loop in
+    tests/sim/test_conformance_security.py."""
     core = with_samples(Transmitter(TransmitterConfig(G7, e2e_crc=e2e), CALIBRATION, 0))
-    results = asyncio.run(run_local(core))
+    results = asyncio.run(run_local(core, security=SecurityOptions(attacks=False)))
     failed = {r.case.id: r.reason for r in results if r.verdict is Verdict.FAIL}
     assert failed == {}, failed
     by_id = {r.case.id: r.verdict for r in results}
@@ -198,17 +202,32 @@ def test_the_whole_suite_in_process(e2e: bool) -> None:
 # --- cgmsim conformance against cgmsim transmitter, separate processes --------------------------
 
 
+# g7 with the security attacks (about 30 s more: the 10 s idle deadline, 15 s of Repeated
+# Attempts waits), its private address renewed every 20 s so that the tester sees it change;
+# the other two without them.
+ATTACKS = ("--rpa-interval", "20"), ("--privacy-wait", "40")
+NO_ATTACKS = (), ("--no-attacks",)
+
+
 @pytest.mark.slow  # separate processes over virtual controllers
 @pytest.mark.parametrize(
-    "options",
-    [("--profile", "g7"), ("--profile", "g6"), ("--profile", "g7", "--e2e-crc")],
+    ("options", "security"),
+    [
+        (("--profile", "g7"), ATTACKS),
+        (("--profile", "g6"), NO_ATTACKS),
+        (("--profile", "g7", "--e2e-crc"), NO_ATTACKS),
+    ],
     ids=["g7", "g6", "g7-e2e-crc"],
 )
 def test_conformance_against_cgmsim_transmitter(
-    ptys: tuple[str, str], tmp_path: Path, options: tuple[str, ...]
+    ptys: tuple[str, str],
+    tmp_path: Path,
+    options: tuple[str, ...],
+    security: tuple[tuple[str, ...], tuple[str, ...]],
 ) -> None:
     tx_port, tester_port = ptys
-    tx = _transmitter(tx_port, tmp_path, *options)
+    tx_security, tester_security = security
+    tx = _transmitter(tx_port, tmp_path, *options, *tx_security)
     junit = tmp_path / "junit.xml"
     started = time.perf_counter()
     try:
@@ -218,10 +237,11 @@ def test_conformance_against_cgmsim_transmitter(
                 "conformance",
                 *("--role", "sensor", "--transport", tester_port, "--passkey", "123456"),
                 *("--allow-destructive", "--json", "--junit", str(junit)),
+                *tester_security,
             ],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=180,
         )
     finally:
         tx.send_signal(signal.SIGTERM)
@@ -249,7 +269,15 @@ def test_conformance_against_cgmsim_transmitter(
     for case_id in ("CGMS/SEN/CR/BV-09-C", "CGMS/SEN/CBE/BI-06-C", "CGMS/SEN/CBE/BI-07-C"):
         assert (results[case_id]["verdict"] == "NOT APPLICABLE") is not e2e, case_id
     assert (results["CGMS/SEN/CGMCP/BV-02-C"]["verdict"] == "NOT APPLICABLE") is e2e
-    assert data["summary"]["NOT RUN"] == 0
+    # the security suite (issue 19): every case PASSes against our transmitter
+    security = {i: c for i, c in results.items() if i.startswith("CGMSIM/SEN/SEC/")}
+    attacks = {i for i, c in security.items() if "not run with --no-attacks" in c["reason"]}
+    if "--no-attacks" in tester_security:
+        assert len(attacks) == data["summary"]["NOT RUN"] == 8
+    else:
+        assert data["summary"]["NOT RUN"] == 0
+    passed = {i for i, c in security.items() if c["verdict"] == "PASS"}
+    assert passed == set(security) - attacks, {i: security[i]["reason"] for i in security}
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     assert int(suite.get("failures", "-1")) == data["summary"]["FAIL"]
