@@ -12,9 +12,12 @@ phases; backfilled ones are shown (in the history) but raise no alert for the pa
 
 When a reading is overdue (half a reading interval after it was due) while connected, the
 receiver checks on the sensor (``Collector.check``): it reads CGM Status, then fetches what the
-sensor holds; again every reading interval while none comes. Once the sensor has stopped
-measuring, the checks go on until it holds nothing the receiver lacks (its last readings are
-fetched), then stop.
+sensor holds; again every reading interval while none comes. CGM Status tells why readings are
+withheld (docs/receiver.md): Sensor Malfunction alone is a brief sensor issue, with Session
+Stopped a failed sensor, Session Stopped alone a session that ended (or was stopped). So a
+sensor issue or failure is alerted within a reading interval of the sensor knowing, and not
+taken for signal loss. Once the sensor has stopped measuring, the checks go on until it holds
+nothing the receiver lacks (its last readings are fetched), then stop.
 """
 
 from __future__ import annotations
@@ -249,12 +252,22 @@ class Receiver:
             if new_session:
                 self.collector.forget_session()
             self.alerts = AlertEngine(self.config.alerts, self.config.profile, start)
-        if status & StatusFlags.SENSOR_MALFUNCTION and self.failed_at_ms is None:
-            self.failed_at_ms = now_ms
-            self._sensor_state(now_ms, issue=False, failed=True)
-        session_over = status & StatusFlags.SESSION_STOPPED and self.stopped_at_ms is None
-        if session_over and now_ms - start < self.config.profile.end_ms:
-            self.stopped_at_ms = now_ms
+        malfunction = bool(status & StatusFlags.SENSOR_MALFUNCTION)
+        stopped = bool(status & StatusFlags.SESSION_STOPPED)
+        if malfunction and stopped:  # failed: it stopped measuring for good
+            if self.failed_at_ms is None:
+                self.failed_at_ms = now_ms
+                self._sensor_state(now_ms, issue=False, failed=True)
+        elif malfunction:  # a brief sensor issue: readings withheld, the session runs
+            self._sensor_state(now_ms, issue=True, failed=False)
+        else:
+            if self.alerts is not None and self.alerts.sensor_issue:
+                self._sensor_state(now_ms, issue=False, failed=False)  # the issue is over
+            early = now_ms - start < self.config.profile.end_ms
+            if stopped and early and self.stopped_at_ms is None and self.failed_at_ms is None:
+                self.stopped_at_ms = now_ms  # stopped before its end (SOCP Stop Session)
+                if self.alerts is not None:
+                    self.alerts.session_stopped(now_ms)
         self._update_phase(now_ms)
 
     def _sensor_state(self, now_ms: int, issue: bool, failed: bool) -> None:

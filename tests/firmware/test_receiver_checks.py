@@ -1,6 +1,7 @@
-"""The receiver checks on the sensor when a reading is overdue (issue 13, defect 6): it reads
-CGM Status, then fetches what the sensor holds and counts what is left after the newest record
-received, so that the last readings before the sensor stops measuring arrive. The transmitter
+"""The receiver checks on the sensor when a reading is overdue (issue 13, defects 6 and 7;
+docs/receiver.md): it reads CGM Status, then fetches what the sensor holds and counts what is
+left after the newest record received, so that the last readings before the sensor stops
+measuring arrive and a sensor that stopped is not taken for a lost signal. The transmitter
 core and the receiver core on the memory link, in virtual time.
 """
 
@@ -10,10 +11,11 @@ import datetime
 from collections.abc import Callable
 
 from firmware.events import Notify, SensorSample, SensorState, Sent, Write
+from firmware.lifecycle import Phase
 from firmware.profiles import G7, MINUTE_MS
 from firmware.receiver.alerts import AlertName, AlertRaised
 from firmware.receiver.collector import CollectorConfig
-from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
+from firmware.receiver.receiver import PhaseChanged, ReadingShown, Receiver, ReceiverConfig
 from firmware.transmitter.algorithm import FactoryCalibration
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import gatt, measurement, racp
@@ -153,16 +155,34 @@ def test_a_backfill_counts_the_tail_and_an_overdue_reading_is_asked_for():
     assert s.rx.collector.synced_at_ms == 102.5 * MINUTE_MS  # it held nothing more
 
 
-def test_a_record_with_no_glucose_is_never_a_reading():
-    """A NaN (or NRes) glucose with Sensor Status Annunciation bits, which a sensor may send
-    for a measurement it could not make: not shown, not alerted on."""
+def test_a_session_stopped_on_the_sensor_is_over_for_the_receiver_within_a_reading_interval():
     s = Session()
-    s.run(58)
+    s.run(300)
+    assert s.tx.session is not None
+    s.tx.session.stop(300 * MINUTE_MS)  # after its reading: the user stopped it (or another
+    s.run(400)  # collector did); the next reading would have come at 305
+    assert s.raised(AlertName.REPLACE_SENSOR) == [307.5]
+    phases = [(e.phase, e.t_ms / MINUTE_MS) for e in s.events if isinstance(e, PhaseChanged)]
+    assert phases[-1] == (Phase.ENDED, 307.5)
+    assert s.raised(AlertName.SIGNAL_LOSS) == []
+    assert s.rx.get_timer() is None  # no checks, no alerts, no phase change to come
+
+
+def test_a_record_with_no_glucose_is_never_a_reading():
+    """NaN, NRes or an infinity for glucose, with Sensor Status Annunciation bits, as a sensor
+    may send for a measurement it could not make: not shown, not alerted on."""
+    s = Session()
+    s.run(58)  # readings up to 55; 56-59 are not on the sensor's grid
     now = s.now
-    for glucose in (SFloatSpecial.NAN, SFloatSpecial.NRES):
-        offset = 57 if glucose is SFloatSpecial.NAN else 58
+    specials = [
+        SFloatSpecial.NAN,
+        SFloatSpecial.NRES,
+        SFloatSpecial.POSITIVE_INFINITY,
+        SFloatSpecial.NEGATIVE_INFINITY,
+    ]
+    for offset, glucose in zip(range(56, 60), specials, strict=True):
         record = MeasurementRecord(glucose, offset, status=int(StatusFlags.SENSOR_MALFUNCTION))
         s.rx.notification(gatt.MEASUREMENT.uuid, measurement.encode([record]), now)
         s.link.pump(now)
-    assert 57 not in s.shown() and 58 not in s.shown()
+    assert not set(range(56, 60)) & set(s.shown())
     assert not [e for e in s.events if isinstance(e, AlertRaised) and e.t_ms == now]
