@@ -25,8 +25,12 @@ Choices where the spec is silent (tested in tests/firmware/test_alerts.py):
   grace_period when grace ends. Of several overdue reminders of one series (after a restart)
   only the latest is raised.
 - *Signal loss* counts from the last reading received (or warm-up end, or the end of a sensor
-  issue) and is not raised while a sensor issue explains the silence.
-- *Sensor failure* is final: it clears every other alert, and no reminders follow.
+  issue) and is not raised while a sensor issue explains the silence; a sensor issue learnt
+  while signal loss is raised clears it (the sensor answers: the signal is there).
+- *Sensor issue* ends when the sensor says so or a current reading arrives (the sensor
+  withholds readings only during the issue).
+- *Sensor failure* is final: it clears every other alert, and no reminders follow. So is a
+  session stopped before its end (``session_stopped``): replace sensor at once, no reminders.
 """
 
 from __future__ import annotations
@@ -224,6 +228,7 @@ class AlertEngine:
         self._signal_base_ms = session_start_ms + profile.warmup_ms  # signal loss counts from
         self._issue = False
         self._failed_at_ms: int | None = None
+        self._stopped_at_ms: int | None = None  # stopped before its end
         self._done: set[str] = set()  # reminders given (or skipped as stale)
         s = settings
         self._intervals: dict[AlertName, tuple[int, int]] = {
@@ -256,6 +261,9 @@ class AlertEngine:
             current = newest and now_ms - time_ms < self.profile.reading_interval_ms
             history = sorted([*self._history, (time_ms, glucose_mgdl)])
             self._history = [p for p in history if p[0] >= history[-1][0] - HISTORY_MS]
+            if current and self._issue:  # readings are back: the sensor issue is over
+                self._issue = False
+                self._clear(A.SENSOR_ISSUE, now_ms)
             if current and self._phase(time_ms) in LIVE and self._phase(now_ms) in LIVE:
                 self._evaluate(now_ms, glucose_mgdl, trend_mgdl_min)
         self._sound(now_ms)
@@ -271,12 +279,30 @@ class AlertEngine:
                 self._clear(alert, now_ms)
             self._raise(A.SENSOR_FAILED, now_ms, "sensor failed: replace the sensor")
         elif issue and not self._issue:
+            self._clear(A.SIGNAL_LOSS, now_ms)  # the sensor answered: it is not the signal
             self._raise(A.SENSOR_ISSUE, now_ms, "sensor issue: readings withheld")
         elif not issue and self._issue:
             self._clear(A.SENSOR_ISSUE, now_ms)
             self._signal_base_ms = max(self._signal_base_ms, now_ms)
         self._issue = issue and self._failed_at_ms is None
         self._sound(now_ms)
+
+    def session_stopped(self, now_ms: int) -> None:
+        """The sensor reports its session stopped before its end (SOCP Stop Session): the
+        session is over now; like a failure, no reminders follow."""
+        self._tick(now_ms)
+        if self._failed_at_ms is not None or self._phase(now_ms) is Phase.ENDED:
+            return
+        self._stopped_at_ms = now_ms
+        self._issue = False
+        self._tick(now_ms)  # the phase is over: glucose alerts, signal loss, issue clear
+        self._raise(A.REPLACE_SENSOR, now_ms, "session stopped: replace sensor")
+        self._sound(now_ms)
+
+    @property
+    def sensor_issue(self) -> bool:
+        """A brief sensor issue is going on (readings withheld)."""
+        return self._issue
 
     def acknowledge(self, alert: AlertName, now_ms: int) -> None:
         """The user acknowledged ``alert``: silent until its re-alert interval has passed.
@@ -299,7 +325,7 @@ class AlertEngine:
         due = [self._due(alert) for alert in self._active]
         if self._signal_loss_armed():
             due.append(self._signal_deadline())
-        if self._failed_at_ms is None:
+        if self._failed_at_ms is None and self._stopped_at_ms is None:
             due += [r.at_ms for r in self._reminders if r.key not in self._done]
         return min((t for t in due if t is not None), default=None)  # always after now
 
@@ -328,6 +354,7 @@ class AlertEngine:
             "signal_base_ms": self._signal_base_ms,
             "issue": self._issue,
             "failed_at_ms": self._failed_at_ms,
+            "stopped_at_ms": self._stopped_at_ms,
             "history": [[t, g] for t, g in self._history],
             "active": {alert.value: asdict(a) for alert, a in self._active.items()},
             "reminders_done": sorted(self._done),
@@ -348,6 +375,7 @@ class AlertEngine:
             engine._signal_base_ms = int(state["signal_base_ms"])
             engine._issue = bool(state["issue"])
             engine._failed_at_ms = _opt(state["failed_at_ms"])
+            engine._stopped_at_ms = _opt(state.get("stopped_at_ms"))  # absent before it was kept
             engine._history = sorted((int(t), float(g)) for t, g in state["history"])
             engine._active = {
                 AlertName(name): _Active(
@@ -363,7 +391,13 @@ class AlertEngine:
     # --- internals ---
 
     def _phase(self, t_ms: int) -> Phase:
-        return phase(self.profile, self.start_ms, t_ms, failed_at_ms=self._failed_at_ms)
+        return phase(
+            self.profile,
+            self.start_ms,
+            t_ms,
+            failed_at_ms=self._failed_at_ms,
+            stopped_at_ms=self._stopped_at_ms,
+        )
 
     def _schedule(self) -> list[_Reminder]:
         expiry = self.start_ms + self.profile.session_ms
@@ -414,11 +448,12 @@ class AlertEngine:
                 self._clear(alert, now_ms)
         if self._phase(now_ms) is Phase.ENDED:
             self._clear(A.SENSOR_ISSUE, now_ms)
-        if now_ms >= self.start_ms + self.profile.session_ms:
+        stopped = self._stopped_at_ms is not None and now_ms >= self._stopped_at_ms
+        if stopped or now_ms >= self.start_ms + self.profile.session_ms:
             self._clear(A.SESSION_ENDING, now_ms)
-        if now_ms >= self.start_ms + self.profile.end_ms:
+        if stopped or now_ms >= self.start_ms + self.profile.end_ms:
             self._clear(A.GRACE_PERIOD, now_ms)
-        if self._failed_at_ms is None:
+        if self._failed_at_ms is None and self._stopped_at_ms is None:
             self._give_reminders(now_ms)
 
     def _sound(self, now_ms: int) -> None:

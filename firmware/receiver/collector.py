@@ -7,6 +7,13 @@ then backfill with RACP (first connection: ``04 01`` then ``01 01``; later ones
 ``01 03 01 <last time offset + 1>``). Live records after that; a gap in live records is asked
 for again with RACP. Every record is accepted once (de-duplicated by time offset).
 
+A backfill ends by counting what the sensor still holds: in the holes below the newest record
+received (``04 04 01 <first> <last>``) and after it (``04 03 01 <newest + 1>``), asking again
+for what was lost on the way; so the sensor's last records arrive even when no later one would
+reveal the gap (its session ended or failed). ``check(now)``, which the receiver calls when a
+reading is overdue, reads CGM Status (what the sensor says about itself) and then backfills
+the same way (docs/receiver.md).
+
 Inputs: ``connected``, ``disconnected``, ``response`` (to the one ATT request in flight),
 ``notification``, ``indication``, ``handle_timer``. Outputs: requests for the link
 (``ReadRequest``, ``WriteRequest``, ``SubscribeRequest``, ``DisconnectRequest``) and what the
@@ -34,7 +41,6 @@ from protocol.cgms.racp import (
 )
 from protocol.errors import FrameError
 
-CATCH_UP_MS = 7 * 60_000 + 30_000  # 1.5 reading intervals without a live record: ask
 RETRY_MS = 1_000  # after ATT 0xFE (procedure already in progress)
 BUSY = 0xFE
 READING_STEP_MIN = 5
@@ -95,6 +101,7 @@ class Step(enum.Enum):
     DISCONNECTED = "disconnected"
     READ_FEATURE = "read feature"
     READ_STATUS = "read status"
+    CHECK_STATUS = "check status"  # a reading is overdue: what does the sensor say?
     SUBSCRIBE_MEASUREMENT = "subscribe measurement"
     SUBSCRIBE_RACP = "subscribe racp"
     SUBSCRIBE_SOCP = "subscribe socp"
@@ -136,22 +143,47 @@ class Collector:
         self.gap_wanted = False
         self.absent: set[int] = set()  # offsets the sensor never produced (checked by count)
         self.reconciling: tuple[int, int] | None = None  # the range being counted
-        self.catch_up_ms: int | None = None  # when to ask for records that did not come
+        # A backfill's last step: count what the sensor holds after the newest record
+        # received, and ask again while it holds some and the last ask brought one.
+        self.verify_tail = False
+        self.counting_tail = False
+        self.tail_asked_after: int | None = None  # the newest offset (-1: none) at the last ask
+        self.synced_at_ms: int | None = None  # when the sensor last held nothing we lack
+        self.check_wanted = False  # a check is due once the procedure running ends
+        self.checking = False  # a check runs (its Status read, then its backfill)
         self.frame_errors = 0
         self.out: deque[CollectorOutput] = deque()
 
     # --- inputs ---
 
+    @property
+    def connected_now(self) -> bool:
+        return self.step is not Step.DISCONNECTED
+
     def connected(self, now_ms: int) -> None:
         self.step, self.pending = Step.READ_FEATURE, None
-        self.backfilling = self.gap_wanted = False
+        self.backfilling = self.gap_wanted = self.check_wanted = False
         self._request(ReadRequest(gatt.FEATURE.uuid))
 
     def disconnected(self, now_ms: int) -> None:
         self.step, self.pending, self.retry = Step.DISCONNECTED, None, None
-        self.reconciling = self.catch_up_ms = None
+        self.reconciling = self.tail_asked_after = None
         self.deadline_ms = self.retry_at_ms = None
-        self.backfilling = False
+        self.backfilling = self.verify_tail = self.counting_tail = self.check_wanted = False
+        self.checking = False
+
+    def check(self, now_ms: int) -> None:
+        """A reading is overdue (the receiver knows when): read CGM Status, then fetch what
+        the sensor holds after the newest record received and count what is left. If another
+        procedure is running, the check follows it."""
+        if self.step is Step.DISCONNECTED:
+            return
+        if self.step is not Step.LIVE or self.pending is not None or self.backfilling:
+            self.check_wanted = True
+            return
+        self.check_wanted, self.checking = False, True
+        self.step = Step.CHECK_STATUS
+        self._request(ReadRequest(gatt.STATUS.uuid))
 
     def response(self, uuid: int, value: bytes | None, error: int | None, now_ms: int) -> None:
         """The answer to the request in flight: a value for a read, else an ATT error or None."""
@@ -185,7 +217,6 @@ class Collector:
                 continue
             if not self.backfilling and self.step is Step.LIVE:
                 self._check_gap(record)
-                self.catch_up_ms = now_ms + CATCH_UP_MS
         self._maybe_fill_gap(now_ms)
 
     def indication(self, uuid: int, value: bytes, now_ms: int) -> None:
@@ -201,23 +232,18 @@ class Collector:
                 self._after_session_started(now_ms)
 
     def get_timer(self) -> int | None:
-        times = [t for t in (self.deadline_ms, self.retry_at_ms, self.catch_up_ms) if t is not None]
+        times = [t for t in (self.deadline_ms, self.retry_at_ms) if t is not None]
         return min(times) if times else None
 
     def handle_timer(self, now_ms: int) -> None:
         if self.retry_at_ms is not None and now_ms >= self.retry_at_ms and self.retry:
             self.retry_at_ms, request, self.retry = None, self.retry, None
             self._request(request)
-        if self.catch_up_ms is not None and now_ms >= self.catch_up_ms:
-            # A live record is overdue: its notification may have been lost (the next one
-            # would show the gap, but at the session's end there is no next one). Ask once.
-            self.catch_up_ms = None
-            if self.step is Step.LIVE and self.pending is None and self.last_offset is not None:
-                self._write_racp(self._report_since(self.last_offset + 1), now_ms)
         if self.deadline_ms is not None and now_ms >= self.deadline_ms:
             self.deadline_ms = None  # the transfer stalled: keep what came, start over
+            what = "transfer: no progress" if self.backfilling else "count: no answer"
             self.backfilling = False
-            self.out.append(DisconnectRequest("RACP transfer: no progress for 30 s"))
+            self.out.append(DisconnectRequest(f"RACP {what} for 30 s"))
 
     def next_event(self) -> CollectorOutput | None:
         return self.out.popleft() if self.out else None
@@ -241,9 +267,12 @@ class Collector:
             self.e2e_crc = self.feature.e2e_crc
             self.step = Step.READ_STATUS
             self._request(ReadRequest(gatt.STATUS.uuid))
-        elif step is Step.READ_STATUS:
+        elif step in (Step.READ_STATUS, Step.CHECK_STATUS):
             self.status = attributes.STATUS_CODEC.decode(value or b"", self.e2e_crc)
             self.out.append(SensorStatusRead(self.status))
+            if step is Step.CHECK_STATUS:
+                self._backfill(now_ms)
+                return
             self.step = Step.SUBSCRIBE_MEASUREMENT
             self._request(SubscribeRequest(gatt.MEASUREMENT.uuid, notify=True))
         elif step is Step.SUBSCRIBE_MEASUREMENT:
@@ -279,6 +308,7 @@ class Collector:
         return SessionStartTime.from_datetime(moment, self.config.time_zone, self.config.dst)
 
     def _backfill(self, now_ms: int) -> None:
+        self.verify_tail, self.tail_asked_after = True, None
         if self.last_offset is None:
             self.step = Step.COUNT
             count = racp.request(
@@ -298,9 +328,11 @@ class Collector:
         )
 
     def _write_racp(self, request: racp.RacpFrame, now_ms: int) -> None:
+        """A RACP request; its answer is awaited 30 s at most (a report: 30 s without a
+        record), after which the link is dropped and the backfill starts over."""
         if request.opcode == RacpOpcode.REPORT_STORED_RECORDS:
             self.backfilling = True
-            self.deadline_ms = now_ms + self.config.procedure_timeout_ms
+        self.deadline_ms = now_ms + self.config.procedure_timeout_ms
         self._request(WriteRequest(gatt.RACP.uuid, racp.encode(request)))
 
     def _racp_indication(self, value: bytes, now_ms: int) -> None:
@@ -310,7 +342,18 @@ class Collector:
             self._reject(gatt.RACP.uuid, str(problem))
             return
         if answer.opcode == RacpOpcode.NUMBER_OF_STORED_RECORDS_RESPONSE:
+            if not self.backfilling:
+                self.deadline_ms = None
             self._counted(answer.number_of_records or 0, now_ms)
+            return
+        if (
+            self.counting_tail
+            and answer.opcode == RacpOpcode.RESPONSE_CODE
+            and answer.request_opcode == RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS
+        ):  # the count refused: the tail is left to the next check
+            self.counting_tail = self.verify_tail = False
+            self.deadline_ms = None
+            self._reconcile(now_ms)
             return
         if (
             answer.opcode != RacpOpcode.RESPONSE_CODE
@@ -342,10 +385,16 @@ class Collector:
 
     def _reconcile(self, now_ms: int) -> None:
         """After a transfer (or a gap in live records): count what the sensor holds where
-        records are missing; ask for them again, or learn that the sensor never made them."""
+        records are missing; ask for them again, or learn that the sensor never made them.
+        After a backfill, then count what it holds after the newest record received."""
         holes = self._holes()
+        if not holes and self.verify_tail:
+            self._count_tail(now_ms)
+            return
         if not holes:
-            self.step, self.reconciling = Step.LIVE, None
+            self.step, self.reconciling, self.checking = Step.LIVE, None, False
+            if self.check_wanted:
+                self.check(now_ms)
             return
         self.step = Step.BACKFILL
         self.reconciling = (holes[0], holes[-1])
@@ -356,7 +405,34 @@ class Collector:
         )
         self._write_racp(count, now_ms)
 
+    def _count_tail(self, now_ms: int) -> None:
+        self.step, self.reconciling, self.counting_tail = Step.BACKFILL, None, True
+        after = 0 if self.last_offset is None else min(self.last_offset + 1, 0xFFFF)
+        count = racp.request(
+            RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS, RacpOperator.GREATER_THAN_OR_EQUAL_TO, after
+        )
+        self._write_racp(count, now_ms)
+
+    def _tail_counted(self, number: int, now_ms: int) -> None:
+        """The sensor holds ``number`` records after the newest one received."""
+        self.counting_tail = False
+        newest = -1 if self.last_offset is None else self.last_offset
+        if number == 0 or self.tail_asked_after == newest:
+            # Nothing left (synced), or the last ask brought nothing new (lost again, or
+            # refused): done, and the next check asks again.
+            self.verify_tail, self.tail_asked_after = False, None
+            if number == 0:
+                self.synced_at_ms = now_ms
+            self._reconcile(now_ms)
+            return
+        self.tail_asked_after = newest
+        self.step = Step.BACKFILL
+        self._write_racp(self._report_since(newest + 1), now_ms)
+
     def _counted(self, number: int, now_ms: int) -> None:
+        if self.counting_tail:
+            self._tail_counted(number, now_ms)
+            return
         if self.reconciling is None:  # the first connection's "how many": then report all
             self.step = Step.BACKFILL
             every = racp.request(RacpOpcode.REPORT_STORED_RECORDS, RacpOperator.ALL_RECORDS)

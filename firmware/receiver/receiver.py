@@ -9,6 +9,15 @@ requests for the link (``ReadRequest``, ``WriteRequest``, ``SubscribeRequest``,
 The session start is learnt from the sensor (Status time offset); the phase then is a pure
 function of time (``firmware.lifecycle``). Readings are shown only in the active and grace
 phases; backfilled ones are shown (in the history) but raise no alert for the past.
+
+When a reading is overdue (half a reading interval after it was due) while connected, the
+receiver checks on the sensor (``Collector.check``): it reads CGM Status, then fetches what the
+sensor holds; again every reading interval while none comes. CGM Status tells why readings are
+withheld (docs/receiver.md): Sensor Malfunction alone is a brief sensor issue, with Session
+Stopped a failed sensor, Session Stopped alone a session that ended (or was stopped). So a
+sensor issue or failure is alerted within a reading interval of the sensor knowing, and not
+taken for signal loss. Once the sensor has stopped measuring, the checks go on until it holds
+nothing the receiver lacks (its last readings are fetched), then stop.
 """
 
 from __future__ import annotations
@@ -83,6 +92,8 @@ class Receiver:
         self.alerts: AlertEngine | None = None
         self.out: deque[Any] = deque()
         self.now_ms = now_ms
+        self.last_check_ms: int | None = None  # when the sensor was last asked (or connected)
+        self.check_ms: int | None = None  # when to check on it next (cached)
 
     # --- persistence (what a restarted receiver reloads) ---
 
@@ -127,6 +138,7 @@ class Receiver:
 
     def connected(self, now_ms: int) -> None:
         self.now_ms = now_ms
+        self.last_check_ms = now_ms  # the connection reads Status and backfills
         self.out.append(LinkChanged(now_ms, True))
         self.collector.connected(now_ms)
         self._pump(now_ms)
@@ -160,17 +172,20 @@ class Receiver:
     # --- timers ---
 
     def get_timer(self) -> int | None:
-        times = [self.collector.get_timer(), self.next_phase_ms]
+        times = [self.collector.get_timer(), self.next_phase_ms, self.check_ms]
         if self.alerts is not None:
-            times.append(self.alerts.get_timer())
+            times.append(self._alerts_due(self.alerts.get_timer()))
         future = [t for t in times if t is not None]
         return min(future) if future else None
 
     def handle_timer(self, now_ms: int) -> None:
         self.now_ms = now_ms
         self.collector.handle_timer(now_ms)
+        if self.check_ms is not None and now_ms >= self.check_ms:
+            self.last_check_ms = now_ms
+            self.collector.check(now_ms)
         self._update_phase(now_ms)
-        if self.alerts is not None:
+        if self.alerts is not None and self._alerts_due(now_ms) == now_ms:
             self.alerts.handle_timer(now_ms)
         self._pump(now_ms)
 
@@ -193,6 +208,43 @@ class Receiver:
         if self.alerts is not None:
             while (alert := self.alerts.next_event()) is not None:
                 self.out.append(alert)
+        self.check_ms = self._next_check_ms()
+
+    def _alerts_due(self, t_ms: int | None) -> int | None:
+        """When alerts due at ``t_ms`` are run: while a check runs, once it is over (what it
+        fetches comes first: no signal loss raised at the moment a reading it brought arrives),
+        but never later than the 30 s a RACP procedure may take."""
+        if t_ms is None or not self.collector.checking or self.last_check_ms is None:
+            return t_ms
+        return max(t_ms, self.last_check_ms + self.config.collector.procedure_timeout_ms)
+
+    def _measuring_stopped_ms(self) -> int | None:
+        """When the sensor stopped measuring, as far as the receiver knows (None: it has not)."""
+        if self.session_start_ms is None:
+            return None
+        ends = [self.session_start_ms + self.config.profile.end_ms]
+        ends += [t for t in (self.failed_at_ms, self.stopped_at_ms) if t is not None]
+        return min(ends)
+
+    def _next_check_ms(self) -> int | None:
+        """When a reading is overdue while connected: half a reading interval after the next
+        one was due (from the newest received, or the end of warm-up), then every interval.
+        None once the sensor stopped measuring and was found holding nothing more for us."""
+        start = self.session_start_ms
+        if start is None or not self.collector.connected_now:
+            return None
+        stopped = self._measuring_stopped_ms()
+        synced = self.collector.synced_at_ms
+        if stopped is not None and synced is not None and synced >= stopped:
+            return None
+        profile = self.config.profile
+        interval = profile.reading_interval_ms
+        last = self.collector.last_offset
+        newest = start + (profile.warmup_ms if last is None else last * MINUTE_MS)
+        due = newest + interval + interval // 2
+        if self.last_check_ms is not None:
+            due = max(due, self.last_check_ms + interval)
+        return due
 
     def _status(self, time_offset: int, status: int, now_ms: int) -> None:
         start = now_ms - time_offset * MINUTE_MS
@@ -203,12 +255,22 @@ class Receiver:
             if new_session:
                 self.collector.forget_session()
             self.alerts = AlertEngine(self.config.alerts, self.config.profile, start)
-        if status & StatusFlags.SENSOR_MALFUNCTION and self.failed_at_ms is None:
-            self.failed_at_ms = now_ms
-            self._sensor_state(now_ms, issue=False, failed=True)
-        session_over = status & StatusFlags.SESSION_STOPPED and self.stopped_at_ms is None
-        if session_over and now_ms - start < self.config.profile.end_ms:
-            self.stopped_at_ms = now_ms
+        malfunction = bool(status & StatusFlags.SENSOR_MALFUNCTION)
+        stopped = bool(status & StatusFlags.SESSION_STOPPED)
+        if malfunction and stopped:  # failed: it stopped measuring for good
+            if self.failed_at_ms is None:
+                self.failed_at_ms = now_ms
+                self._sensor_state(now_ms, issue=False, failed=True)
+        elif malfunction:  # a brief sensor issue: readings withheld, the session runs
+            self._sensor_state(now_ms, issue=True, failed=False)
+        else:
+            if self.alerts is not None and self.alerts.sensor_issue:
+                self._sensor_state(now_ms, issue=False, failed=False)  # the issue is over
+            early = now_ms - start < self.config.profile.end_ms
+            if stopped and early and self.stopped_at_ms is None and self.failed_at_ms is None:
+                self.stopped_at_ms = now_ms  # stopped before its end (SOCP Stop Session)
+                if self.alerts is not None:
+                    self.alerts.session_stopped(now_ms)
         self._update_phase(now_ms)
 
     def _sensor_state(self, now_ms: int, issue: bool, failed: bool) -> None:

@@ -109,12 +109,21 @@ class Session:
             quality=algorithm.quality_percent(readings, trend),
         )
 
+    def issue(self, now_ms: int) -> bool:
+        """A brief sensor issue now: readings withheld, the session still running."""
+        return self.issue_since_ms is not None and self.running(now_ms)
+
     def status_octet(self, now_ms: int) -> int:
+        """Session Stopped and Sensor Malfunction as CGM Status reports them (the server adds
+        Session Stopped whenever no session runs). Read together they tell the three reasons
+        for withholding readings apart (docs/receiver.md): a brief sensor issue is
+        Sensor Malfunction while the session runs; a failed sensor, Sensor Malfunction with
+        Session Stopped; an ended (or stopped) session, Session Stopped alone."""
         bits = 0
         current = self.phase(now_ms)
         if current is Phase.ENDED:
             bits |= StatusFlags.SESSION_STOPPED
-        if current is Phase.FAILED:
+        if self.failed_at_ms is not None or self.issue(now_ms):
             bits |= StatusFlags.SENSOR_MALFUNCTION
         return int(bits)
 

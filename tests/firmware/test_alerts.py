@@ -517,6 +517,57 @@ def test_sensor_issue_explains_missing_readings_and_a_failure_is_final():
     assert run_until(eng, START + G7.end_ms + DAY_MS) == []
 
 
+def test_a_sensor_issue_learnt_during_signal_loss_explains_it_and_a_reading_ends_it():
+    """The sensor answered (its Status says it withholds readings): the signal is not lost.
+    A current reading means the sensor measures again: the issue is over (issue 13, defect 7)."""
+    eng = engine()
+    script = [(0, 120), (30, "sensor", True, False), (50, 118)]
+    assert play(eng, script, until=80) == [
+        ("raised", "signal_loss", 20),
+        ("cleared", "signal_loss", 30),
+        ("raised", "sensor_issue", 30),
+        ("cleared", "sensor_issue", 50),  # the reading at 50 (no Status said so)
+        ("raised", "signal_loss", 70),  # 20 min after it, as ever
+    ]
+    assert not eng.sensor_issue
+
+
+def test_a_backfilled_reading_does_not_end_a_sensor_issue():
+    eng = engine()
+    play(eng, [(0, 120), (8, "sensor", True, False)], until=10)
+    eng.reading(at(12), 121, None, at(5))  # taken before the issue, fetched late
+    assert drain(eng) == []
+    assert eng.sensor_issue and eng.active == {A.SENSOR_ISSUE}
+
+
+def test_a_session_stopped_before_its_end_is_over_at_once():
+    """Stop Session (by another collector, or the user on the sensor): replace sensor now;
+    glucose alerts, signal loss and a sensor issue clear; no reminders follow; the state
+    survives a restart."""
+    eng = engine()
+    play(eng, [(0, 60), (5, "sensor", True, False)], until=10)
+    assert eng.active == {A.LOW, A.SENSOR_ISSUE}
+    eng.session_stopped(at(12))
+    events = [(KIND[type(e)], e.alert.value, minutes_of(e.t_ms)) for e in drain(eng)]
+    assert sorted(events) == [
+        ("cleared", "low", 12),
+        ("cleared", "sensor_issue", 12),
+        ("raised", "replace_sensor", 12),
+    ]
+    assert eng.get_timer() is None  # no signal loss, no reminders, no repeats
+    restored = AlertEngine.from_state(AlertSettings(), G7, json.loads(json.dumps(eng.to_state())))
+    assert run_until(restored, START + G7.end_ms + DAY_MS) == []
+    eng.sensor_state(at(20), issue=False, failed=True)  # too late to matter
+    assert drain(eng) == []
+
+
+def test_alert_state_saved_before_stopped_sessions_were_kept_still_loads():
+    eng = engine()
+    state = eng.to_state()
+    del state["stopped_at_ms"]
+    assert AlertEngine.from_state(AlertSettings(), G7, state).to_state() == eng.to_state()
+
+
 # --- session reminders ------------------------------------------------------------------------
 
 G7_REMINDERS = [

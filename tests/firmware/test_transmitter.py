@@ -185,6 +185,41 @@ def test_a_sensor_issue_withholds_readings_then_resumes_or_fails():
     assert status.status & StatusFlags.SENSOR_MALFUNCTION  # more than 3 h: failed
 
 
+ISSUE_BITS = StatusFlags.SESSION_STOPPED | StatusFlags.SENSOR_MALFUNCTION
+
+
+def test_status_tells_a_brief_issue_a_failure_and_the_end_apart():
+    """CGM Status while readings are withheld (docs/receiver.md): a brief sensor issue is
+    Sensor Malfunction with the session running, a failure adds Session Stopped, the end of
+    the session is Session Stopped alone; and the records made before are all still held."""
+
+    def status_at(state, days, at_ms):
+        client = run_session(G7, days, state=state)
+        value = client.read(gatt.STATUS.uuid, at_ms)
+        return attributes.STATUS_CODEC.decode(value).status & ISSUE_BITS, client
+
+    def issue(t):
+        return SensorState.ISSUE if HOUR_MS <= t < 2 * HOUR_MS else SensorState.OK
+
+    during, _ = status_at(issue, 1.5 / 24, 90 * MINUTE_MS)
+    assert during == StatusFlags.SENSOR_MALFUNCTION
+    after, _ = status_at(issue, 0.1, int(0.1 * DAY_MS))
+    assert after == 0
+
+    def failed(t):
+        return SensorState.FAILED if t >= HOUR_MS else SensorState.OK
+
+    bits, client = status_at(failed, 0.5, 12 * HOUR_MS)
+    assert bits == StatusFlags.SESSION_STOPPED | StatusFlags.SENSOR_MALFUNCTION
+    assert [r.time_offset for r in client.tx.store][-1] == 55  # kept after the failure
+    bits, _ = status_at(failed, 11, 11 * DAY_MS)  # failed, and past its end
+    assert bits == StatusFlags.SESSION_STOPPED | StatusFlags.SENSOR_MALFUNCTION
+
+    bits, client = status_at(lambda t: SensorState.OK, 11, 11 * DAY_MS)
+    assert bits == StatusFlags.SESSION_STOPPED
+    assert [r.time_offset for r in client.tx.store][-1] == G7.end_ms // MINUTE_MS - 5
+
+
 def test_records_pack_into_the_mtu_without_splitting():
     tx = Transmitter(TransmitterConfig(G7, comm_interval_min=30), CAL, 0)
     tx.receive(Connected(23), 0)
