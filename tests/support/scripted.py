@@ -4,8 +4,8 @@ way, the first ``n`` times they are sent (live, then in a backfill).
 
 The drivers are the real ones (``sim.world.run``, ``sim.ble_world.run_ble``); only what they
 are fed is replaced, for the length of a ``with`` block: the sensor's input
-(``sim.bookkeeping.session_input``) and the link's notification loss (the memory link, bumble's
-in-process link).
+(``sim.session.bookkeeping.session_input``) and the link's notification loss (the memory link,
+bumble's in-process link).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import pytest
 from firmware.events import Notify, SensorState, Sent
 from protocol.cgms import measurement
 from protocol.errors import FrameError
-from sim import ble_world, bookkeeping, world
+from sim import ble_world, world
+from sim.links import ble_link
 from sim.links.ble import LossyLink
 from sim.links.memory import MemoryLink
+from sim.session import bookkeeping
 from sim.session.config import SimulationConfig
 from sim.session.result import SimulationResult
 
@@ -91,7 +93,7 @@ def scripted(
 
     patch.setattr(bookkeeping, "session_input", session_input)
     patch.setattr(world, "MemoryLink", DroppingMemoryLink)
-    patch.setattr(ble_world, "LossyLink", DroppingLossyLink)
+    patch.setattr(ble_link, "LossyLink", DroppingLossyLink)
     try:
         yield
     finally:
