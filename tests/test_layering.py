@@ -108,3 +108,77 @@ def test_the_layer_check_catches(tmp_path):
     assert layer_violations(probe, tmp_path)
     probe.write_text("from sim.links.core_timer import CoreTimer\n")
     assert not layer_violations(probe, tmp_path)
+
+
+def import_graph(root: pathlib.Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
+    """Module -> the project modules it imports (at run time or for type checking)."""
+    paths = {module_name(path, root): path for p in packages for path in (root / p).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parts, base] if base else parts)
+                targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            for target in targets:
+                while target and target not in paths:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    found.add(target)
+        graph[name] = found
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or round a loop (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                other = stack.pop()
+                group.append(other)
+                if other == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycles():
+    graph = import_graph(ROOT, ("protocol", "firmware", "sim"))
+    assert len(graph) > 100
+    assert cycles(graph) == []
+
+
+def test_the_cycle_check_catches(tmp_path):
+    (tmp_path / "sim").mkdir()
+    (tmp_path / "sim" / "a.py").write_text("from sim import b\n")
+    (tmp_path / "sim" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sim.a import A\n"
+    )
+    (tmp_path / "sim" / "c.py").write_text("import sim.a\n")
+    assert cycles(import_graph(tmp_path, ("sim",))) == [["sim.a", "sim.b"]]

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bumble import att, smp
 from bumble.core import UUID, BaseBumbleError, ProtocolError
@@ -25,9 +25,18 @@ from bumble.keys import MemoryKeyStore
 from bumble.pairing import PairingConfig, PairingDelegate
 
 from protocol.cgms import gatt
+from sim.conformance.verdicts import Inconclusive
 
-if TYPE_CHECKING:
-    from sim.conformance.tester import Tester
+
+class MainLink(Protocol):
+    """What an attack needs of the tester (``sim.conformance.tester.Tester``): its main link,
+    which is ended for the attack, and its log."""
+
+    @property
+    def connection(self) -> Connection | None: ...
+
+    def log(self, line: str) -> None: ...
+
 
 CONNECT_TIMEOUT_S = 10.0
 PAIRING_TIMEOUT_S = 10.0  # a sensor answers a Pairing Request at once, or refuses it
@@ -160,7 +169,7 @@ def pairing(
 class Attack:
     """One separate central's link to the sensor (made by ``Attacker.central``)."""
 
-    def __init__(self, t: Tester) -> None:
+    def __init__(self, t: MainLink) -> None:
         self.t = t
         self.connection: Connection | None = None
         self.pdus: list[tuple[float, smp.SMP_Command]] = []
@@ -297,7 +306,7 @@ class Attacker:
         if all(s.address != address for s in self.sightings):
             self.sightings.append(Sighting(address, asyncio.get_running_loop().time()))
 
-    async def release(self, t: Tester) -> None:
+    async def release(self, t: MainLink) -> None:
         """End the main link, if it is up: the sensor serves one central at a time."""
         connection = t.connection
         if connection.handle in self.device.connections:
@@ -313,12 +322,10 @@ class Attacker:
 
     @contextlib.asynccontextmanager
     async def central(
-        self, t: Tester, config: PairingConfig | None = None, *, withhold: bool = False
+        self, t: MainLink, config: PairingConfig | None = None, *, withhold: bool = False
     ) -> AsyncIterator[Attack]:
         """A link to the sensor from a new random static address (raises ``Inconclusive``
         when none can be made). On leaving, the link ends and the device is the tester again."""
-        from sim.conformance.registry import Inconclusive
-
         await self.release(t)
         device = self.device
         attack = Attack(t)
@@ -389,7 +396,7 @@ class Attacker:
         )
         self.device.random_address = address
 
-    async def attempt(self, t: Tester, config: PairingConfig) -> Outcome:
+    async def attempt(self, t: MainLink, config: PairingConfig) -> Outcome:
         """One Pairing Request from a new central; the link ends after the answer."""
         async with self.central(t, config) as attack:
             return await attack.pair()

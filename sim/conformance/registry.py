@@ -15,59 +15,21 @@ and raise ``NotApplicable`` itself.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sim.conformance.verdicts import (  # noqa: F401  (the case modules' vocabulary)
+    CaseFailed,
+    Features,
+    Inconclusive,
+    NotApplicable,
+    Phase,
+    Verdict,
+)
+
 if TYPE_CHECKING:
     from sim.conformance.tester import Tester
-
-
-class Verdict(enum.Enum):
-    PASS = "PASS"
-    FAIL = "FAIL"
-    INCONCLUSIVE = "INCONCLUSIVE"
-    NOT_APPLICABLE = "NOT APPLICABLE"
-    NOT_RUN = "NOT RUN"  # destructive without --allow-destructive; an attack with --no-attacks
-
-
-class CaseFailed(Exception):
-    """The device did not do what the spec asks."""
-
-
-class Inconclusive(Exception):
-    """The case could not reach a verdict (precondition not met, a race the tester lost)."""
-
-
-class NotApplicable(Exception):
-    """The device does not claim the feature the case tests."""
-
-
-class Phase(enum.IntEnum):
-    UNPAIRED = 0  # on the first connection, before pairing
-    PAIRING = 1
-    PAIRED = 2
-    ATTACKS = 3  # the security attacks, each on links of its own (cases_security)
-
-
-@dataclass(frozen=True)
-class Features:
-    """What the device's CGM Feature characteristic said (CGMS §3.2)."""
-
-    bits: int
-    type: int
-    location: int
-    crc: int
-    raw: bytes
-
-    def has(self, bit: int) -> bool:
-        return bool(self.bits >> bit & 1)
-
-    @property
-    def e2e_crc(self) -> bool:
-        return self.has(12)
-
 
 Applies = Callable[[Features | None], str | None]
 Run = Callable[["Tester"], Awaitable[str]]
@@ -163,18 +125,3 @@ def case(
         return run
 
     return register
-
-
-def sensor_cases() -> list[Case]:
-    """Every sensor-role case in running order: before pairing, pairing, then the rest with
-    the destructive ones last (they stop the session and delete records), then the security
-    attacks (each on links of its own; passkey guessing, which leaves the sensor refusing
-    pairings for a while, near the end)."""
-    from sim.conformance import (  # noqa: F401  (registers)
-        cases_gatt,
-        cases_racp,
-        cases_security,
-        cases_socp,
-    )
-
-    return sorted(REGISTRY, key=lambda c: (c.phase, c.order))

@@ -36,8 +36,8 @@ from sim.conformance.registry import (
     Phase,
     Result,
     Verdict,
-    sensor_cases,
 )
+from sim.conformance.suite import sensor_cases
 from sim.conformance.tester import Tester
 from sim.hil import TransportProblem, scan_for_cgm
 from sim.links.ble import receiver_pairing

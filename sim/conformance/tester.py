@@ -22,7 +22,7 @@ from bumble.gatt_client import CharacteristicProxy, DescriptorProxy
 
 from protocol.cgms import gatt
 from sim.conformance import wire
-from sim.conformance.registry import CaseFailed, Features, Inconclusive, NotApplicable
+from sim.conformance.verdicts import CaseFailed, Features, Inconclusive, NotApplicable
 from sim.links.cgms_peer import cgms_attributes, listen
 
 if TYPE_CHECKING:

@@ -33,7 +33,8 @@ from sim.cli import cli
 from sim.conformance import report
 from sim.conformance.attacker import SecurityOptions
 from sim.conformance.local import run_local, with_samples
-from sim.conformance.registry import Case, Phase, Result, Verdict, sensor_cases
+from sim.conformance.registry import Case, Phase, Result, Verdict
+from sim.conformance.suite import sensor_cases
 from sim.fuzz.corpus import CALIBRATION
 from tests.support.hil import CGMSIM, _transmitter
 

@@ -29,8 +29,9 @@ from firmware.profiles import G7
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim.conformance.attacker import SecurityOptions
 from sim.conformance.local import SPEED, run_local, with_samples
-from sim.conformance.registry import Case, Phase, Result, Verdict, sensor_cases
+from sim.conformance.registry import Case, Phase, Result, Verdict
 from sim.conformance.runner import TESTER_ADDRESS, SensorRun
+from sim.conformance.suite import sensor_cases
 from sim.fuzz.corpus import CALIBRATION
 from sim.links.ble import in_process_device
 from sim.links.ble_security import Privacy, RepeatedAttempts
