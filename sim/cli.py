@@ -217,11 +217,12 @@ def accuracy_command(
 @_reference_options
 @click.option(
     "--link",
-    type=click.Choice(["memory", "ble"]),
+    type=click.Choice(["memory", "ble", "bleak"]),
     default="ble",
     show_default=True,
     help="ble: two devices on the bumble host stack (pairing, encryption, GATT) in virtual "
-    "time; memory: the cores wired directly, fastest. Both take --faults and keep the store.",
+    "time; bleak: the same, the receiver through the bleak API; memory: the cores wired "
+    "directly, fastest. All take --faults, keep the store and give the same session.",
 )
 @click.option("--faults", default="", help="e.g. loss=0.3,outage=120:480,receiver_restart=3")
 @click.option(
@@ -294,12 +295,12 @@ def simulate(
     import time
 
     from firmware.profiles import PROFILES
-    from sim import outputs, world
+    from sim import outputs, simulation
     from sim.durable import ResumeMismatch
     from sim.report import print_session
     from sim.store import StoreError
 
-    if capture is not None and link != "ble":
+    if capture is not None and link == "memory":
         raise click.UsageError("--capture needs --link ble (the memory link has no air to capture)")
     source = _reference(scenario, trace)
     try:
@@ -327,12 +328,14 @@ def simulate(
     started = time.perf_counter()
     try:
         with progress_bar(f"{profile} session over the {link} link") as advance:
-            if link == "ble":
-                from sim.ble_world import run_ble
-
-                result = run_ble(config, capture, store_path, record=record, progress=advance)
-            else:
-                result = world.run(config, store_path, record=record, progress=advance)
+            result = simulation.run(
+                config,
+                link=link,
+                store_path=store_path,
+                record=record,
+                capture=capture,
+                progress=advance,
+            )
     except (StoreError, ResumeMismatch, ValueError) as error:
         raise click.ClickException(str(error)) from None
     except OSError as error:  # the --capture file

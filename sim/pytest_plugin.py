@@ -5,7 +5,7 @@ Fixtures (both are factories: call them with what the test needs):
 
 - ``cgmsim_session(**options)``: simulate a session in virtual time and return its
   ``sim.session.result.SimulationResult`` (rows of readings, receiver events, counters). Options:
-  ``days``, ``seed``, ``profile``, ``scenario``, ``link`` (``memory`` or ``ble``; default
+  ``days``, ``seed``, ``profile``, ``scenario``, ``link`` (``memory``, ``ble`` or ``bleak``; default
   ``--cgmsim-link``), ``faults`` (``cgmsim simulate --faults`` syntax), ``ideal_sensor``,
   ``acknowledge_after_min``, ``record`` (a path: a recording for ``cgmsim replay``).
 - ``cgmsim_transmitter(**options)``: start ``cgmsim transmitter`` as a process serving a
@@ -59,7 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--cgmsim-link",
-        choices=("memory", "ble"),
+        choices=("memory", "ble", "bleak"),
         default="memory",
         help="The link cgmsim_session simulates over unless a test names one (default memory).",
     )
@@ -83,7 +83,7 @@ def cgmsim_session(request: pytest.FixtureRequest) -> Callable[..., SimulationRe
         record: pathlib.Path | str | None = None,
     ) -> SimulationResult:
         from firmware.profiles import PROFILES
-        from sim import world
+        from sim import simulation
         from sim.session.config import Faults, SimulationConfig
         from sim.signal.scenarios import SCENARIOS
 
@@ -97,11 +97,7 @@ def cgmsim_session(request: pytest.FixtureRequest) -> Callable[..., SimulationRe
             acknowledge_after_min=acknowledge_after_min,
         )
         path = None if record is None else pathlib.Path(record)
-        if (link or default_link) == "ble":
-            from sim.ble_world import run_ble
-
-            return run_ble(config, record=path)
-        return world.run(config, record=path)
+        return simulation.run(config, link=link or default_link, record=path)
 
     return run
 

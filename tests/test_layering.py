@@ -68,7 +68,7 @@ def test_the_check_catches(tmp_path, source):
 # knows nothing above it; links move bytes between a core and a BLE stack and know nothing of the
 # session that uses them; the session engine knows no link (it gets one) and nothing of the
 # command line or the hardware runner.
-DRIVERS = ("sim.world", "sim.ble_world", "sim.cli", "sim.hil", "sim.hil_commands")
+DRIVERS = ("sim.simulation", "sim.world", "sim.ble_world", "sim.cli", "sim.hil", "sim.hil_commands")
 SIM_RULES = {
     "sim.clock": ("sim.links", "sim.session", *DRIVERS),
     "sim.links": ("sim.session", *DRIVERS),

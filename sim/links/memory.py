@@ -175,6 +175,9 @@ class MemoryLink:
         if now >= self.out_of_range_until:
             self.connect(now)
 
+    async def open(self) -> None:
+        """Nothing to ready: the cores are wired directly."""
+
     def start(self, connect_at_ms: int) -> None:
         """The receiver connects at ``connect_at_ms``."""
         self._connect_at(connect_at_ms)
@@ -212,3 +215,6 @@ class MemoryLink:
         if self._timers is not None:
             for timer in self._timers:
                 timer.cancel()
+
+    def stats(self) -> dict[str, int]:
+        return {"delivered": self.delivered, "lost": self.lost}

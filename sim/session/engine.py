@@ -33,6 +33,9 @@ class Link(Protocol):
     def lost(self) -> int:
         """Notifications lost on the way so far."""
 
+    async def open(self) -> None:
+        """Ready the link (power the radios on, advertise) before the session starts."""
+
     def start(self, connect_at_ms: int) -> Awaitable[None] | None:
         """The receiver connects at ``connect_at_ms`` (and again after each link loss); the
         session clock begins when this returns."""
@@ -54,6 +57,9 @@ class Link(Protocol):
 
     async def close(self) -> None:
         """The session is over."""
+
+    def stats(self) -> dict[str, int]:
+        """What the link counted (connections, pairings, values sent), if it counts."""
 
 
 class Engine:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pathlib
 
-from sim import world
-from sim.ble_world import run_ble
+from sim import simulation
 from sim.session.config import Faults, SimulationConfig
 from sim.signal.scenarios import SCENARIOS
 
@@ -44,10 +43,7 @@ GOLDENS: dict[str, tuple[str, SimulationConfig]] = {
 
 def record(name: str, target: pathlib.Path) -> None:
     link, config = GOLDENS[name]
-    if link == "memory":
-        world.run(config, record=target)
-    else:
-        run_ble(config, record=target)
+    simulation.run(config, link=link, record=target)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import pytest
 from firmware.events import Notify, SensorState, Sent
 from protocol.cgms import measurement
 from protocol.errors import FrameError
-from sim import ble_world, world
+from sim import ble_world, simulation, world
 from sim.links import ble_link
 from sim.links.ble import LossyLink
 from sim.links.memory import MemoryLink
@@ -92,7 +92,7 @@ def scripted(
             super().send_acl_data(sender_controller, destination_address, transport, data)
 
     patch.setattr(bookkeeping, "session_input", session_input)
-    patch.setattr(world, "MemoryLink", DroppingMemoryLink)
+    patch.setattr(simulation, "MemoryLink", DroppingMemoryLink)
     patch.setattr(ble_link, "LossyLink", DroppingLossyLink)
     try:
         yield
