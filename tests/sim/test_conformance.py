@@ -278,6 +278,13 @@ def test_conformance_against_cgmsim_transmitter(
     else:
         assert data["summary"]["NOT RUN"] == 0
     passed = {i for i, c in security.items() if c["verdict"] == "PASS"}
+    # Passkey guessing measures the sensor's waits in wall time: on a machine busy enough that
+    # an attempt takes longer than the waits it measures, it cannot conclude (seen once in ten
+    # loaded runs). Its PASS and its FAILs are shown on the virtual-time loop, where it always
+    # concludes (tests/sim/test_conformance_security.py); here it may only be INCONCLUSIVE.
+    guessing = "CGMSIM/SEN/SEC/BI-08-C"
+    if guessing not in attacks and security[guessing]["verdict"] == "INCONCLUSIVE":
+        passed.add(guessing)
     assert passed == set(security) - attacks, {i: security[i]["reason"] for i in security}
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
