@@ -25,7 +25,7 @@ from sim.conformance.registry import Case, CaseFailed, Inconclusive, NotApplicab
 from sim.conformance.scripted_sensor import BONDING, SC, AirEvent
 
 if TYPE_CHECKING:
-    from sim.conformance.collector_runner import Script
+    from sim.conformance.collector_script import Script
 
 MEASUREMENT, RACP, SOCP = gatt.MEASUREMENT.uuid, gatt.RACP.uuid, gatt.SOCP.uuid
 FEATURE, STATUS, SST = gatt.FEATURE.uuid, gatt.STATUS.uuid, gatt.SESSION_START_TIME.uuid
