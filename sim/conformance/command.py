@@ -23,7 +23,7 @@ from sim.hil_commands import _TRANSPORT_HELP, _address, _passkey
     type=click.Choice(["sensor", "collector"]),
     required=True,
     help="sensor: cgmsim is the tester (a central) and the device a CGM sensor. collector: "
-    "cgmsim plays the sensor to test a receiver or app — not implemented yet (exit 2).",
+    "cgmsim plays the sensor (a peripheral advertising 0x181F) to test a receiver or app.",
 )
 @click.option("--transport", required=True, metavar="T", help=_TRANSPORT_HELP)
 @click.option("--address", default=None, help="The device's address (default: scan).")
@@ -87,6 +87,31 @@ from sim.hil_commands import _TRANSPORT_HELP, _address, _passkey
     metavar="S",
     help="The longest the guessing attack waits for the sensor to accept its next guess.",
 )
+@click.option(
+    "--speed",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Collector role: the sensor's session time runs X times faster than real time (give "
+    "the collector the same, e.g. cgmsim receiver --speed X).",
+)
+@click.option(
+    "--offline-readings",
+    type=click.IntRange(1, 50),
+    default=2,
+    show_default=True,
+    metavar="N",
+    help="Collector role: readings the sensor makes during each outage (5 min each in "
+    "session time), which the collector must then backfill.",
+)
+@click.option(
+    "--connect-wait",
+    type=click.FloatRange(1),
+    default=60.0,
+    show_default=True,
+    metavar="S",
+    help="Collector role: seconds the collector gets to connect (and pair) each time.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option(
     "--junit",
@@ -108,6 +133,9 @@ def conformance_command(
     privacy_wait: float,
     guesses: int,
     guess_wait: float,
+    speed: float,
+    offline_readings: int,
+    connect_wait: float,
     as_json: bool,
     junit: pathlib.Path | None,
 ) -> None:
@@ -127,7 +155,8 @@ def conformance_command(
     from sim.hil import TransportProblem
 
     if role == "collector":
-        raise click.UsageError("--role collector is not implemented yet (only --role sensor)")
+        _collector(transport, passkey, speed, offline_readings, connect_wait, only, as_json, junit)
+        return
     if address is not None and name is not None:
         raise click.UsageError("--address and --name exclude each other")
     key = None if passkey is None else _passkey(passkey)
@@ -188,6 +217,82 @@ def conformance_command(
     click.echo(
         f"cgmsim conformance: {len(run.results)} cases against {run.peer} in "
         f"{run.wall_seconds:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n),
+        err=True,
+    )
+    if report.failed(run.results):
+        sys.exit(1)
+
+
+def _collector(
+    transport: str,
+    passkey: str | None,
+    speed: float,
+    offline_readings: int,
+    connect_wait: float,
+    only: tuple[str, ...],
+    as_json: bool,
+    junit: pathlib.Path | None,
+) -> None:
+    """``--role collector``: play the sensor and judge the collector that connects."""
+    import asyncio
+
+    from sim.conformance import report
+    from sim.conformance.collector_runner import CollectorOptions, run_collector
+    from sim.conformance.registry import Case
+    from sim.hil import TransportProblem
+
+    key = _passkey(passkey if passkey is not None else "123456")
+    options = CollectorOptions(
+        speed=speed, offline_readings=offline_readings, connect_wait_s=connect_wait
+    )
+
+    def selected(case: Case) -> bool:
+        return not only or any(case.id.startswith(p) for p in only)
+
+    def show(result: Any) -> None:
+        if not as_json:
+            click.echo(report.line(result))
+            sys.stdout.flush()
+
+    def ready(address: str) -> None:
+        click.echo(
+            f"cgmsim conformance: advertising as cgmsim ({address}) on {transport}, "
+            f"passkey {key:06d}, speed {speed:g}x",
+            err=True,
+        )
+        sys.stderr.flush()
+
+    try:
+        run = asyncio.run(
+            run_collector(
+                transport, options, passkey=key, only=selected, on_result=show, on_ready=ready
+            )
+        )
+    except TransportProblem as problem:
+        raise click.ClickException(str(problem)) from None
+    except TimeoutError as error:
+        raise click.ClickException(f"{transport}: {error}") from None
+    header = {
+        "role": "collector",
+        "transport": transport,
+        "peer": run.peer,
+        "speed": speed,
+        "offline_readings": offline_readings,
+        "wall_seconds": round(run.wall_seconds, 3),
+    }
+    if as_json:
+        click.echo(json.dumps(report.to_json(run.results, **header)))
+    if junit is not None:
+        try:
+            junit.write_bytes(
+                report.to_junit(run.results, "cgmsim conformance collector", run.wall_seconds)
+            )
+        except OSError as error:
+            raise click.ClickException(f"cannot write {junit}: {error.strerror}") from None
+    counts = report.summary(run.results)
+    click.echo(
+        f"cgmsim conformance: {len(run.results)} collector cases against {run.peer or 'no peer'}"
+        f" in {run.wall_seconds:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n),
         err=True,
     )
     if report.failed(run.results):

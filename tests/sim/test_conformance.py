@@ -320,7 +320,10 @@ def test_a_case_that_hangs_ends_at_its_timeout_and_the_run_goes_on(monkeypatch) 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--role", "collector", "--transport", "usb:0"], "not implemented yet"),
+        (
+            ["--role", "collector", "--transport", "serial:/nonexistent/tty,1000000"],
+            "cannot open",
+        ),
         (
             [
                 *("--role", "sensor", "--transport", "usb:0"),
