@@ -399,7 +399,9 @@ class BleTransmitter:
             bearer: att.Bearer, confirmation: att.ATT_Handle_Value_Confirmation
         ) -> None:
             pending = server.pending_confirmations.get(bearer)
-            ours = bearer is self._confirming and pending is not None and not pending.done()
+            if pending is not None and pending.done():
+                return  # its indication already ended (timed out, link going): bumble would raise
+            ours = bearer is self._confirming and pending is not None
             complete(bearer, confirmation)
             if ours:
                 self._confirming = None
