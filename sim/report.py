@@ -31,8 +31,8 @@ def print_accuracy(
         ("within 40/40", f"{a.within_40_40:.1f} %"),
         ("Clarke A / B", f"{a.clarke['A']:.1f} / {a.clarke['B']:.1f} %"),
         ("Parkes A / B", f"{a.parkes['A']:.1f} / {a.parkes['B']:.1f} %"),
-        ("sensors alive at 10 days", f"{result.survival_10_days * 100:.0f} %"),
-        ("readings produced", f"{result.readings_produced * 100:.1f} %"),
+        ("sensors alive at 10 days", _share(result.survival_10_days, ".0f")),
+        ("readings produced", _share(result.readings_produced, ".1f")),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -51,6 +51,11 @@ def print_accuracy(
             verdict,
         )
     console.print(icgm)
+
+
+def _share(value: float | None, spec: str) -> str:
+    """A share (0-1) as a percentage; n/a when the study cannot give it."""
+    return "n/a" if value is None else f"{value * 100:{spec}} %"
 
 
 def _pct(value: float | None) -> str:

@@ -1,0 +1,112 @@
+"""What a new user met in daily use (issue 18): every bad input is one line on stderr naming
+the input, the field and the allowed values, exit 2, no traceback; too-short inputs are refused
+or reported as such; nothing the run cannot support is reported as a result."""
+
+import json
+import pathlib
+
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import cli
+
+HEADER = "time_offset_min,glucose_mgdl\n"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def refused(*args: str) -> str:
+    """Run ``cgmsim ARGS``: it must exit 2 with one ``cgmsim: error:`` line; return that line."""
+    result = invoke(*args)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cgmsim: error: "), result.stderr
+    return lines[0]
+
+
+def trace(tmp_path: pathlib.Path, name: str, minutes: range, glucose: int = 120) -> pathlib.Path:
+    path = tmp_path / name
+    path.write_text(HEADER + "".join(f"{t},{glucose + t % 60}\n" for t in minutes))
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# too-short traces
+
+
+def test_accuracy_refuses_a_two_reading_trace(tmp_path):
+    short = trace(tmp_path, "two.csv", range(0, 10, 5))
+    line = refused("accuracy", "--trace", short, "--sensors", "3")
+    assert "--trace" in line and str(short) in line
+    assert "0-5 min" in line and "15120 min" in line  # the trace's span, the session's length
+
+
+def test_accuracy_refuses_a_trace_that_gives_no_pair(tmp_path):
+    # midnight to 06:00: past warm-up, but references are drawn 07:00-23:00 only
+    night = trace(tmp_path, "night.csv", range(0, 365, 5))
+    line = refused("accuracy", "--trace", night, "--sensors", "3")
+    assert str(night) in line and "no (reference, sensor) pair" in line and "07:00" in line
+
+
+def test_simulate_refuses_a_trace_that_ends_before_the_first_reading(tmp_path):
+    short = trace(tmp_path, "two.csv", range(0, 10, 5))
+    line = refused("simulate", "--link", "memory", "--out", tmp_path / "out", "--trace", short)
+    assert "--trace" in line and str(short) in line
+    assert "0-5 min" in line and "15120 min" in line and "warm-up" in line
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_simulate_runs_a_short_trace_to_its_end_and_says_so(tmp_path):
+    half = trace(tmp_path, "half.csv", range(0, 720, 5))
+    out = tmp_path / "out"
+    result = invoke("simulate", "--link", "memory", "--out", out, "--trace", half, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["session"]["simulated_min"] == 715
+    assert summary["readings"]["generated"] > 100
+    assert result.stderr.strip().splitlines() == [
+        f"cgmsim simulate: note: {half} spans 0-715 min and the g7 session runs 15120 min: "
+        "ran to the trace's end, 715 min (0.50 days)"
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# accuracy: no verdict without pairs, no figure the study cannot support
+
+
+@pytest.fixture(scope="module")
+def half_day_study(tmp_path_factory):
+    half = trace(tmp_path_factory.mktemp("half"), "half.csv", range(0, 720, 5))
+    result = invoke("accuracy", "--trace", half, "--sensors", "10", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), result
+
+
+def test_icgm_controls_with_no_pairs_are_na_not_pass(half_day_study):
+    value, _ = half_day_study
+    empty = {letter: c for letter, c in value["icgm"].items() if c["n"] == 0}
+    assert "H" in empty  # a half-day trace of 120-179 mg/dL: no CGM value < 70
+    for letter, control in empty.items():
+        assert control["pass"] is None and control["value"] is None, letter
+
+
+def test_half_day_study_has_no_10_day_survival(half_day_study):
+    value, result = half_day_study
+    assert value["days"] == pytest.approx(715 / 1440)
+    assert value["survival_10_days"] is None
+    assert "note:" in result.stderr and "715 min" in result.stderr
+
+
+def test_half_day_study_table_says_na(tmp_path):
+    half = trace(tmp_path, "half.csv", range(0, 720, 5))
+    result = invoke("accuracy", "--trace", half, "--sensors", "10")
+    assert result.exit_code == 0, result.output
+    alive = [line for line in result.stdout.splitlines() if "sensors alive at 10 days" in line]
+    assert len(alive) == 1 and "n/a" in alive[0]
+    h_row = [line for line in result.stdout.splitlines() if line.strip("│ ").startswith("H ")]
+    assert len(h_row) == 1 and "n/a" in h_row[0] and "pass" not in h_row[0]
