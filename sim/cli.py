@@ -203,7 +203,7 @@ def _fit_to_trace(
 @click.option(
     "--days", type=click.FloatRange(0.5, 30), default=None, help="Default: the whole session."
 )
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @_reference_options
 @click.option("--ideal-sensor", is_flag=True, help="Turn every sensor artefact off.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -263,7 +263,7 @@ def accuracy_command(
     default=None,
     help="Default: the whole session with grace.",
 )
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @_reference_options
 @click.option(
     "--link",

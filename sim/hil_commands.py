@@ -130,7 +130,7 @@ def _with_common(function: Any) -> Any:
 @click.command(name="transmitter")
 @click.option("--transport", required=True, metavar="T", help=_TRANSPORT_HELP)
 @_with_common
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option(
     "--days", type=click.FloatRange(0, 30, min_open=True), default=None, help="Default: all."
 )

@@ -110,3 +110,43 @@ def test_half_day_study_table_says_na(tmp_path):
     assert len(alive) == 1 and "n/a" in alive[0]
     h_row = [line for line in result.stdout.splitlines() if line.strip("│ ").startswith("H ")]
     assert len(h_row) == 1 and "n/a" in h_row[0] and "pass" not in h_row[0]
+
+
+# --------------------------------------------------------------------------------------------
+# messages that say which option and what it allows
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["simulate", "--link", "memory", "--no-plot"],
+        ["accuracy", "--sensors", "2"],
+        ["transmitter", "--transport", "usb:0"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_a_negative_seed_names_the_option(command, tmp_path):
+    line = refused(*command, "--seed", "-5")
+    assert "'--seed'" in line and "-5" in line and "x>=0" in line
+
+
+@pytest.mark.parametrize(
+    ("spec", "form"),
+    [
+        ("loss=2", "loss=R with 0 <= R < 1"),
+        ("loss=x", "loss=R with 0 <= R < 1"),
+        ("outage=600", "outage=START:END in minutes with 0 <= START < END"),
+        ("outage=900:600", "outage=START:END in minutes with 0 <= START < END"),
+        ("receiver_restart=-1", "receiver_restart=N with N a whole number >= 0"),
+    ],
+)
+def test_a_bad_fault_says_the_allowed_form(spec, form, tmp_path):
+    out = tmp_path / "out"
+    line = refused("simulate", "--link", "memory", "--out", out, "--faults", f"loss=0.1,{spec}")
+    assert "--faults" in line and repr(spec) in line and form in line
+    assert not out.exists()
+
+
+def test_an_unknown_fault_lists_the_known_ones(tmp_path):
+    line = refused("simulate", "--out", tmp_path / "out", "--faults", "storm=3")
+    assert "'storm'" in line and "loss, outage, receiver_restart" in line
