@@ -150,3 +150,17 @@ def test_a_bad_fault_says_the_allowed_form(spec, form, tmp_path):
 def test_an_unknown_fault_lists_the_known_ones(tmp_path):
     line = refused("simulate", "--out", tmp_path / "out", "--faults", "storm=3")
     assert "'storm'" in line and "loss, outage, receiver_restart" in line
+
+
+@pytest.mark.parametrize(
+    ("frame", "field"),
+    [
+        ({"opcode": 1, "operator": 3, "filter_type": 1, "operand": 70000}, "operand"),
+        ({"opcode": 1, "operator": 4, "filter_type": 1, "operand": [1, 70000]}, "maximum"),
+        ({"opcode": 1, "operator": 3, "filter_type": 1, "operand": -1}, "operand"),
+    ],
+)
+def test_encode_says_the_field_and_its_range(frame, field):
+    line = refused("encode", "racp", json.dumps(frame))
+    assert f"{field} is " in line and "allowed 0..65535" in line, line
+    assert "struct" not in line and "operand -> operand" not in line
