@@ -58,12 +58,14 @@ def _address(text: str, option: str) -> str:
 
 
 def _check_keys(path: pathlib.Path | None) -> None:
-    """A --keys file that is not a key store is bad input: said before any radio work."""
-    from sim.links.keystore import KeyStoreError, read_file
+    """A --keys file that is not a key store, or holds a bond that cannot be read, is bad
+    input: said before any radio work (a bad bond would otherwise surface only when its peer
+    connects, inside the host stack)."""
+    from sim.links.keystore import KeyStoreError, bonds
 
     if path is not None:
         try:
-            read_file(path)
+            bonds(path)
         except KeyStoreError as error:
             raise click.ClickException(str(error)) from None
 

@@ -164,3 +164,34 @@ def test_encode_says_the_field_and_its_range(frame, field):
     line = refused("encode", "racp", json.dumps(frame))
     assert f"{field} is " in line and "allowed 0..65535" in line, line
     assert "struct" not in line and "operand -> operand" not in line
+
+
+# --------------------------------------------------------------------------------------------
+# corrupt key stores: one line naming the file, before any radio work
+
+NO_RADIO = "tcp-client:127.0.0.1:1"  # never reached: the key store is checked first
+CORRUPT_KEYS = {
+    "bad-json": "{bad",
+    "not-a-store": "[]",
+    "bad-bond": json.dumps({"C0:CA:FE:00:00:01": {"AA:BB:CC:DD:EE:FF": {"ltk": "zz"}}}),
+}
+
+
+@pytest.mark.parametrize("content", sorted(CORRUPT_KEYS))
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["transmitter", "--transport", NO_RADIO, "--keys", "{keys}"],
+        ["receiver", "--transport", NO_RADIO, "--keys", "{keys}", "--out", "{tmp}/rx"],
+        ["receiver", "--transport", NO_RADIO, "--out", "{tmp}"],  # OUT/keys.json
+        ["bonds", "list", "--keys", "{keys}"],
+        ["bonds", "list", "--out", "{tmp}"],
+        ["bonds", "delete", "--all", "--keys", "{keys}"],
+    ],
+    ids=["transmitter", "receiver-keys", "receiver-out", "list-keys", "list-out", "delete-keys"],
+)
+def test_a_corrupt_key_store_is_one_line(command, content, tmp_path):
+    keys = tmp_path / "keys.json"
+    keys.write_text(CORRUPT_KEYS[content])
+    line = refused(*(a.format(keys=keys, tmp=tmp_path) for a in command))
+    assert str(keys) in line and ("not a key store" in line or "not readable" in line), line
