@@ -399,7 +399,7 @@ def simulate(
     if as_json:
         click.echo(json.dumps(data))
     else:
-        print_session(data, out)
+        print_session(data, out, plot=not no_plot)
 
 
 @cli.command()

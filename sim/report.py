@@ -62,8 +62,10 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} %"
 
 
-def print_session(summary: dict, out: object, console: Console | None = None) -> None:
-    """The short human summary of a simulated session."""
+def print_session(
+    summary: dict, out: object, console: Console | None = None, plot: bool = True
+) -> None:
+    """The short human summary of a simulated session; ``plot``: session.png was written."""
     console = console or Console()
     readings, session = summary["readings"], summary["session"]
     table = Table(
@@ -97,4 +99,5 @@ def print_session(summary: dict, out: object, console: Console | None = None) ->
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
-    console.print(f"wrote summary.json, readings.csv, events.jsonl, session.png to {out}")
+    files = "summary.json, readings.csv, events.jsonl" + (", session.png" if plot else "")
+    console.print(f"wrote {files} to {out}")

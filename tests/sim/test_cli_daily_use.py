@@ -195,3 +195,51 @@ def test_a_corrupt_key_store_is_one_line(command, content, tmp_path):
     keys.write_text(CORRUPT_KEYS[content])
     line = refused(*(a.format(keys=keys, tmp=tmp_path) for a in command))
     assert str(keys) in line and ("not a key store" in line or "not readable" in line), line
+
+
+# --------------------------------------------------------------------------------------------
+# small untruths
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("short") / "out"
+    args = ["simulate", "--link", "memory", "--days", "0.2", "--out", out, "--no-plot"]
+    args += ["--faults", "loss=0.1,outage=60:90,receiver_restart=1", "--e2e-crc"]
+    result = invoke(*args, "--acknowledge-after", "3")
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_no_plot_does_not_claim_session_png(short_run):
+    out, result = short_run
+    assert not (out / "session.png").exists()
+    assert "session.png" not in result.stdout
+    said = " ".join(result.stdout.split())  # rich wraps long lines
+    assert f"wrote summary.json, readings.csv, events.jsonl to {out}" in said
+
+
+def test_summary_records_the_run_settings(short_run):
+    out, _ = short_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"] == {
+        "days": 0.2,
+        "faults": {"loss": 0.1, "outages_min": [[60.0, 90.0]], "receiver_restarts": 1},
+        "e2e_crc": True,
+        "acknowledge_after_min": 3.0,
+    }
+    # the keys that were there stay
+    assert {"profile", "seed", "link", "reference", "ideal_sensor", "session"} <= set(summary)
+    report = invoke("report", out, "--out", out / "report", "--json")  # a reader of run dirs
+    assert report.exit_code == 0, report.output
+
+
+def test_a_hardware_receiver_replay_does_not_say_seed_none(tmp_path):
+    from sim.recording.fileformat import header
+    from sim.recording.replay import ReplayResult
+
+    settings = {"role": "receiver", "transport": "usb:0"}
+    result = ReplayResult(header=header("hil", "g7", None, settings))
+    text = result.summary()
+    assert "None" not in text and "receiver" in text and "usb:0" in text, text
+    assert "seed 7" in ReplayResult(header=header("memory", "g7", 7, {})).summary()
