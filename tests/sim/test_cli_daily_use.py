@@ -243,3 +243,34 @@ def test_a_hardware_receiver_replay_does_not_say_seed_none(tmp_path):
     text = result.summary()
     assert "None" not in text and "receiver" in text and "usb:0" in text, text
     assert "seed 7" in ReplayResult(header=header("memory", "g7", 7, {})).summary()
+
+
+@pytest.mark.tshark
+def test_the_tshark_filters_in_docs_hil_show_packets(tmp_path):
+    """docs/hil.md's tshark display filters match the ATT traffic of a capture (issue 18:
+    ``-Y btgatt`` showed nothing with tshark 4.0)."""
+    import re
+    import subprocess
+
+    from tests.support import tshark
+
+    docs = pathlib.Path(__file__).parents[2] / "docs" / "hil.md"
+    filters = [
+        m.group(1) or m.group(2)
+        for m in re.finditer(r"tshark -r \S+ -Y (?:'([^']+)'|(\S+))", docs.read_text())
+    ]
+    assert "btatt" in filters and "btgatt" not in filters
+    tshark.require()
+    capture = tmp_path / "receiver.btsnoop"
+    args = ["simulate", "--link", "ble", "--days", "0.1", "--no-plot", "--out", tmp_path / "o"]
+    result = invoke(*args, "--capture", capture)
+    assert result.exit_code == 0, result.output
+    for display_filter in filters:
+        shown = subprocess.run(
+            ["tshark", "-n", "-r", str(capture), "-Y", display_filter],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert shown.stdout.strip(), display_filter
