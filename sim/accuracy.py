@@ -10,6 +10,10 @@ reading of the same 5-minute sample, as the transmitter reports it (factory cali
 applied, rounded, limited to 40-400). Samples without a reading (dropout, sensor issue, failed
 sensor) give no pair. Rates for iCGM J/K are 15-minute differences of the CGM readings and of
 the true blood glucose.
+
+A study that yields no pair at all raises ``NoPairs`` (nothing can be scored); the share of
+sensors alive at 10 days is None (n/a) for a study shorter than 10 days, and the share of
+readings produced is None when no sample after warm-up was counted (issue 18).
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from sim.signal.scenarios import DAILY_LIFE, GlucoseSource
 from sim.signal.sensor import SensorArray, SensorModel, SensorState
 
 RATE_SAMPLES = 3  # 15 minutes
+SURVIVAL_DAYS = 10
+
+
+class NoPairs(ValueError):
+    """The study drew no (reference, sensor) pair: nothing to score."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +54,9 @@ class StudyResult:
     later_mard: float | None
     sensors: int
     days: float
-    survival_10_days: float  # share of sensors not failed at 10 days
-    readings_produced: float  # share of samples after warm-up with a reading (failed excluded)
+    survival_10_days: float | None  # share of sensors not failed at 10 days (None: < 10 days)
+    readings_produced: float | None  # share of samples after warm-up with a reading (failed
+    # excluded); None when the study has no sample after warm-up
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -125,6 +135,13 @@ def run_study(
         columns["t"].append(np.broadcast_to(t, take.shape)[take])
 
     data = {key: np.concatenate(parts) for key, parts in columns.items()}
+    if data["ref"].size == 0:
+        start, end = design.clinic_hours
+        raise NoPairs(
+            f"no (reference, sensor) pair in {minutes:g} min: references are drawn every "
+            f"{design.reference_interval_min} min between {start:02d}:00 and {end:02d}:00 after "
+            f"warm-up ({warmup_end:g} min), where the sensor gave a reading"
+        )
     result = accuracy(
         data["ref"],
         data["cgm"],
@@ -139,8 +156,12 @@ def run_study(
         later_mard=_mard(data["ref"][~first_day], data["cgm"][~first_day]),
         sensors=sensors,
         days=minutes / MINUTES_PER_DAY,
-        survival_10_days=float(np.mean(array.failure_sample > 10 * MINUTES_PER_DAY / SAMPLE_MIN)),
-        readings_produced=produced / counted if counted else 0.0,
+        survival_10_days=(
+            float(np.mean(array.failure_sample > SURVIVAL_DAYS * MINUTES_PER_DAY / SAMPLE_MIN))
+            if minutes >= SURVIVAL_DAYS * MINUTES_PER_DAY
+            else None
+        ),
+        readings_produced=produced / counted if counted else None,
     )
 
 

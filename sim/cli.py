@@ -128,7 +128,8 @@ _reference_options = _compose(
         "--trace",
         type=click.Path(dir_okay=False, path_type=pathlib.Path),
         help="Reference glucose from a CSV (time_offset_min,glucose_mgdl) or Nightscout JSON "
-        "file, instead of a scenario.",
+        "file, instead of a scenario. A trace shorter than the run ends it at its last reading "
+        "(noted on stderr); one that ends before warm-up is refused.",
     ),
 )
 
@@ -155,13 +156,54 @@ def _reference(scenario: str, trace: pathlib.Path | None) -> Any:
         raise click.ClickException(str(error)) from None
 
 
+def _fit_to_trace(
+    source: Any, profile: Any, days: float | None, command: str
+) -> tuple[float | None, str | None]:
+    """The run's length in days, given where its reference glucose ends, and a note for stderr
+    when it was shortened (issue 18); the caller prints the note once the run has succeeded, so
+    an error stays one line.
+
+    A trace that ends before the session's first reading (warm-up end) can give none: refused,
+    exit 2, naming the trace, its span and the session's length. A trace that ends before the
+    run would (the whole session, or --days) shortens the run to the trace's last reading, with
+    a note on stderr, rather than simulate days without a reference (no readings, only
+    signal-loss alerts). Scenarios have no end: ``days`` as given, no note."""
+    from firmware.profiles import MINUTE_MS
+    from sim.signal.traces import Trace
+
+    if not isinstance(source, Trace):
+        return days, None
+    start, end = float(source.time_min[0]), float(source.time_min[-1])
+    session_min = days * 1440 if days is not None else profile.end_ms / MINUTE_MS
+    warmup_min = profile.warmup_ms / MINUTE_MS
+    span = f"{source.source} spans {start:g}-{end:g} min"
+    length = (
+        f"the {profile.name} session runs {session_min:g} min"
+        if days is None
+        else f"--days {days:g} asks for {session_min:g} min"
+    )
+    if end < warmup_min:
+        raise click.BadParameter(
+            f"{span}, ending before warm-up ends at {warmup_min:g} min ({length}): "
+            "no reading can be made",
+            param_hint="--trace",
+        )
+    if end >= session_min:
+        return days, None
+    note = (
+        f"cgmsim {command}: note: {span} and {length}: ran to the trace's end, "
+        f"{end:g} min ({end / 1440:.2f} days)"
+    )
+    return end / 1440, note
+
+
 @cli.command(name="accuracy")
 @click.option("--profile", type=click.Choice(["g7", "g6"]), default="g7", show_default=True)
 @click.option("--sensors", type=click.IntRange(1, 100_000), default=300, show_default=True)
 @click.option(
     "--days", type=click.FloatRange(0.5, 30), default=None, help="Default: the whole session."
 )
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @_reference_options
 @click.option("--ideal-sensor", is_flag=True, help="Turn every sensor artefact off.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -178,22 +220,30 @@ def accuracy_command(
     """Score simulated sensors the way clinical accuracy studies do (MARD, %X/X, iCGM A-K,
     Clarke and Parkes zones), against a laboratory reference every 15 minutes."""
     from firmware.profiles import PROFILES
-    from sim.accuracy import run_study
+    from sim.accuracy import NoPairs, run_study
     from sim.report import print_accuracy
     from sim.signal import models
 
     source = _reference(scenario, trace)
+    days, note = _fit_to_trace(source, PROFILES[profile], days, "accuracy")
     model = models.SENSOR_MODELS[profile]
-    with progress_bar(f"{sensors} {profile} sensors") as advance:
-        result = run_study(
-            PROFILES[profile],
-            models.ideal(model) if ideal_sensor else model,
-            sensors,
-            seed,
-            days=days,
-            source=source,
-            progress=advance,
-        )
+    try:
+        with progress_bar(f"{sensors} {profile} sensors") as advance:
+            result = run_study(
+                PROFILES[profile],
+                models.ideal(model) if ideal_sensor else model,
+                sensors,
+                seed,
+                days=days,
+                source=source,
+                progress=advance,
+            )
+    except NoPairs as error:
+        if trace is not None:
+            raise click.BadParameter(f"{trace}: {error}", param_hint="--trace") from None
+        raise click.ClickException(f"{source.name}: {error}") from None
+    if note:
+        click.echo(note, err=True)
     if as_json:
         reference = source.name
         click.echo(
@@ -213,7 +263,7 @@ def accuracy_command(
     default=None,
     help="Default: the whole session with grace.",
 )
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @_reference_options
 @click.option(
     "--link",
@@ -303,6 +353,7 @@ def simulate(
     if capture is not None and link == "memory":
         raise click.UsageError("--capture needs --link ble (the memory link has no air to capture)")
     source = _reference(scenario, trace)
+    days, note = _fit_to_trace(source, PROFILES[profile], days, "simulate")
     try:
         fault_spec = Faults.parse(faults)
     except ValueError as error:
@@ -342,6 +393,8 @@ def simulate(
         raise click.ClickException(f"cannot write {error.filename}: {error.strerror}") from None
     wall = time.perf_counter() - started
     data = outputs.summary(result, link, wall)
+    if note:
+        click.echo(note, err=True)
     try:
         outputs.write_all(out, result, data, plot=not no_plot)
     except OSError as error:
@@ -349,7 +402,7 @@ def simulate(
     if as_json:
         click.echo(json.dumps(data))
     else:
-        print_session(data, out)
+        print_session(data, out, plot=not no_plot)
 
 
 @cli.command()

@@ -58,12 +58,14 @@ def _address(text: str, option: str) -> str:
 
 
 def _check_keys(path: pathlib.Path | None) -> None:
-    """A --keys file that is not a key store is bad input: said before any radio work."""
-    from sim.links.keystore import KeyStoreError, read_file
+    """A --keys file that is not a key store, or holds a bond that cannot be read, is bad
+    input: said before any radio work (a bad bond would otherwise surface only when its peer
+    connects, inside the host stack)."""
+    from sim.links.keystore import KeyStoreError, bonds
 
     if path is not None:
         try:
-            read_file(path)
+            bonds(path)
         except KeyStoreError as error:
             raise click.ClickException(str(error)) from None
 
@@ -130,7 +132,7 @@ def _with_common(function: Any) -> Any:
 @click.command(name="transmitter")
 @click.option("--transport", required=True, metavar="T", help=_TRANSPORT_HELP)
 @_with_common
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option(
     "--days", type=click.FloatRange(0, 30, min_open=True), default=None, help="Default: all."
 )

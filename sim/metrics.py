@@ -18,12 +18,13 @@ Conventions the spec leaves open (kept here so callers and tests agree):
   in percent, ``passed`` is ``bound > threshold``. A range with no pairs cannot demonstrate a
   minimum: ``passed``, ``value`` and ``bound`` are None and ``n`` is 0.
 * iCGM H and I: ``value`` is the number of offending pairs, ``n`` the pairs in the CGM range,
-  ``passed`` is ``value == 0`` (true when the range is empty: nothing is prohibited there).
+  ``passed`` is ``value == 0``. An empty range shows nothing (issue 18): ``passed`` and
+  ``value`` are None and ``n`` is 0, reported n/a like A-G, never a pass.
 * iCGM J and K (rates in mg/dL/min, aligned with the pairs): as in Tidepool's encoding, the
   denominator is the pairs whose CGM rate is > +1 (J) or < -1 (K) mg/dL/min; ``value`` is the
   percent of those whose true rate is < -2 (J) or > +2 (K), ``passed`` is ``value <= 1``. A pair
-  with a NaN rate is left out of J/K only. With no such CGM rates the limit holds vacuously
-  (``value`` 0, ``passed`` True). Without rates J and K are reported with ``passed`` None.
+  with a NaN rate is left out of J/K only. With no such CGM rates there is nothing to judge:
+  ``passed`` and ``value`` None, ``n`` 0 (n/a). Without rates J and K are reported the same way.
 * Error grids: zone percentages are over all pairs; every zone A-E is present.
 """
 
@@ -277,16 +278,22 @@ def _proportion_control(in_range: np.ndarray, ok: np.ndarray, letter: str) -> IC
     )
 
 
+_NOT_EVALUATED = ICgmResult(passed=None, value=None, bound=None, n=0)
+
+
 def _count_control(in_range: np.ndarray, offending: np.ndarray) -> ICgmResult:
+    n = int(np.count_nonzero(in_range))
+    if n == 0:
+        return _NOT_EVALUATED
     count = int(np.count_nonzero(in_range & offending))
-    return ICgmResult(
-        passed=count == 0, value=float(count), bound=None, n=int(np.count_nonzero(in_range))
-    )
+    return ICgmResult(passed=count == 0, value=float(count), bound=None, n=n)
 
 
 def _rate_control(indicated: np.ndarray, contrary: np.ndarray, letter: str) -> ICgmResult:
     n = int(np.count_nonzero(indicated))
-    share = 100.0 * int(np.count_nonzero(indicated & contrary)) / n if n else 0.0
+    if n == 0:
+        return _NOT_EVALUATED
+    share = 100.0 * int(np.count_nonzero(indicated & contrary)) / n
     return ICgmResult(passed=share <= ICGM_THRESHOLDS[letter], value=share, bound=None, n=n)
 
 
@@ -314,8 +321,7 @@ def _icgm(
         "I": _count_control(high, ref < 70),
     }
     if rates is None:
-        missing = ICgmResult(passed=None, value=None, bound=None, n=0)
-        results["J"] = results["K"] = missing
+        results["J"] = results["K"] = _NOT_EVALUATED
     else:
         sensor_rate, reference_rate = rates
         known = ~np.isnan(sensor_rate) & ~np.isnan(reference_rate)

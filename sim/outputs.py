@@ -49,6 +49,7 @@ def summary(result: SimulationResult, link: str, wall_seconds: float) -> dict[st
         "link": link,
         "reference": result.config.source.name,
         "ideal_sensor": result.config.ideal_sensor,
+        "settings": settings(result.config),
         "session": {
             "warmup_end_min": profile.warmup_ms / MINUTE_MS,
             "expiry_min": profile.session_ms / MINUTE_MS,
@@ -81,6 +82,22 @@ def summary(result: SimulationResult, link: str, wall_seconds: float) -> dict[st
             "frame_errors": result.frame_errors,
         },
         "wall_seconds": wall_seconds,
+    }
+
+
+def settings(config: Any) -> dict[str, Any]:
+    """What the run was asked for beyond profile, seed, reference and sensor: its length, the
+    faults on the link, E2E-CRC and the simulated user (``cgmsim simulate`` options)."""
+    faults = config.faults
+    return {
+        "days": config.days,  # None: the whole session, grace included
+        "faults": {
+            "loss": faults.loss,
+            "outages_min": [list(window) for window in faults.outages_min],
+            "receiver_restarts": faults.receiver_restarts,
+        },
+        "e2e_crc": config.e2e_crc,
+        "acknowledge_after_min": config.acknowledge_after_min,  # None: nobody acknowledges
     }
 
 

@@ -31,8 +31,8 @@ def print_accuracy(
         ("within 40/40", f"{a.within_40_40:.1f} %"),
         ("Clarke A / B", f"{a.clarke['A']:.1f} / {a.clarke['B']:.1f} %"),
         ("Parkes A / B", f"{a.parkes['A']:.1f} / {a.parkes['B']:.1f} %"),
-        ("sensors alive at 10 days", f"{result.survival_10_days * 100:.0f} %"),
-        ("readings produced", f"{result.readings_produced * 100:.1f} %"),
+        ("sensors alive at 10 days", _share(result.survival_10_days, ".0f")),
+        ("readings produced", _share(result.readings_produced, ".1f")),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -53,12 +53,19 @@ def print_accuracy(
     console.print(icgm)
 
 
+def _share(value: float | None, spec: str) -> str:
+    """A share (0-1) as a percentage; n/a when the study cannot give it."""
+    return "n/a" if value is None else f"{value * 100:{spec}} %"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} %"
 
 
-def print_session(summary: dict, out: object, console: Console | None = None) -> None:
-    """The short human summary of a simulated session."""
+def print_session(
+    summary: dict, out: object, console: Console | None = None, plot: bool = True
+) -> None:
+    """The short human summary of a simulated session; ``plot``: session.png was written."""
     console = console or Console()
     readings, session = summary["readings"], summary["session"]
     table = Table(
@@ -92,4 +99,5 @@ def print_session(summary: dict, out: object, console: Console | None = None) ->
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
-    console.print(f"wrote summary.json, readings.csv, events.jsonl, session.png to {out}")
+    files = "summary.json, readings.csv, events.jsonl" + (", session.png" if plot else "")
+    console.print(f"wrote {files} to {out}")

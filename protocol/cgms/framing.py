@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -79,13 +80,37 @@ def build(title: str, fmt: Construct, value: Any, **params: Any) -> bytes:
         raise FrameError(title, f"cannot build: {error}") from None
 
 
+# construct's message for a value its struct format cannot hold, e.g. 70000 for '<H'
+_FORMAT_OVERFLOW = re.compile(
+    r"struct '[<>!=@]?([bBhHiIqQ])' error during building, given value (.+)"
+)
+_FORMAT_RANGES = {
+    code: (
+        (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1)
+        if code.islower()
+        else (0, (1 << (8 * size)) - 1)
+    )
+    for code, size in {"b": 1, "B": 1, "h": 2, "H": 2, "i": 4, "I": 4, "q": 8, "Q": 8}.items()
+}
+
+
 def _describe(error: ConstructError) -> str:
-    """One line: the field path and what was wrong (construct puts them on two lines)."""
+    """One line: the field path and what was wrong (construct puts them on two lines); a value
+    out of its field's range says the range."""
     message = str(error).strip()
     if message.startswith("Error in path"):
         message = message.split("\n", 1)[-1].strip()
     path = (error.path or "").replace("(parsing)", "").replace("(building)", "")
-    field = path.strip(" ->") or "frame"
+    parts = [part.strip() for part in path.split("->") if part.strip()]
+    parts = [part for i, part in enumerate(parts) if i == 0 or part != parts[i - 1]]
+    field = " -> ".join(parts) or "frame"
+    overflow = _FORMAT_OVERFLOW.fullmatch(message)
+    if overflow:
+        code, given = overflow.groups()
+        low, high = _FORMAT_RANGES[code]
+        signed = "signed " if code.islower() else ""
+        bits = 8 * struct.calcsize(code)
+        return f"{field} is {given}, allowed {low}..{high} ({signed}{bits}-bit field)"
     return f"{field}: {message}".replace("\n", " ")
 
 

@@ -78,10 +78,24 @@ class ReplayResult:
             else f"identical: {self.outputs:,} outputs"
         )
         return (
-            f"replayed {head.get('profile')} seed {head.get('seed')} ({head.get('link')} link, "
+            f"replayed {head.get('profile')} {self._origin()} ({self._link()}, "
             f"cgmsim {head.get('cgmsim')}) to {self.end_ms / MINUTE_MS:,.0f} min: "
             f"{drove or 'nothing'}; {verdict}"
         )
+
+    def _origin(self) -> str:
+        """The seed, or for a recording that has none (a hardware receiver does not know its
+        sensor's seed) the role that was recorded."""
+        seed, settings = self.header.get("seed"), self.header.get("settings") or {}
+        if seed is not None:
+            return f"seed {seed}"
+        role = settings.get("role") if isinstance(settings, dict) else None
+        return f"{role} (no seed: its sensor's)" if role else "(no seed recorded)"
+
+    def _link(self) -> str:
+        link, settings = self.header.get("link"), self.header.get("settings") or {}
+        transport = settings.get("transport") if isinstance(settings, dict) else None
+        return f"{link} link on {transport}" if transport else f"{link} link"
 
     def to_json(self) -> dict[str, Any]:
         divergence = self.divergence

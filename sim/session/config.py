@@ -12,6 +12,13 @@ from firmware.profiles import PROFILES, DeviceProfile
 from firmware.receiver.alerts import AlertSettings
 from sim.signal.scenarios import DAILY_LIFE, GlucoseSource
 
+# the allowed form of each ``--faults`` item, as a bad one is told
+FAULT_FORMS = {
+    "loss": "loss=R with 0 <= R < 1 (the share of notifications lost)",
+    "outage": "outage=START:END in minutes with 0 <= START < END",
+    "receiver_restart": "receiver_restart=N with N a whole number >= 0",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Faults:
@@ -23,32 +30,33 @@ class Faults:
 
     @classmethod
     def parse(cls, spec: str) -> Faults:
-        """``loss=0.3,outage=120:480,outage=2000:2100,receiver_restart=3``."""
+        """``loss=0.3,outage=120:480,outage=2000:2100,receiver_restart=3``. A bad item raises
+        ``ValueError`` with one line naming ``--faults``, the item and the allowed form."""
         loss, outages, restarts = 0.0, [], 0
         for item in filter(None, (part.strip() for part in spec.split(","))):
             key, _, value = item.partition("=")
+            key = key.strip()
+            name = "receiver_restart" if key == "receiver_restarts" else key
+            if name not in FAULT_FORMS:
+                raise ValueError(
+                    f"--faults: unknown fault {key!r} in {item!r}; one of {', '.join(FAULT_FORMS)}"
+                )
             try:
-                if key == "loss":
+                if name == "loss":
                     loss = float(value)
                     if not 0 <= loss < 1:
                         raise ValueError
-                elif key == "outage":
+                elif name == "outage":
                     start, end = (float(x) for x in value.split(":"))
-                    if not 0 <= start < end:
+                    if not (math.isfinite(end) and 0 <= start < end):
                         raise ValueError
                     outages.append((start, end))
-                elif key in ("receiver_restart", "receiver_restarts"):
+                else:
                     restarts = int(value)
                     if restarts < 0:
                         raise ValueError
-                else:
-                    raise KeyError(key)
-            except KeyError:
-                raise ValueError(
-                    f"--faults: unknown fault {key!r} (loss, outage, receiver_restart)"
-                ) from None
             except ValueError:
-                raise ValueError(f"--faults: bad value in {item!r}") from None
+                raise ValueError(f"--faults: bad value in {item!r}: {FAULT_FORMS[name]}") from None
         return cls(loss, tuple(sorted(outages)), restarts)
 
 

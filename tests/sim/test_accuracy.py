@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from firmware.profiles import PROFILES
-from sim.accuracy import StudyDesign, run_study
+from sim.accuracy import NoPairs, StudyDesign, run_study
 from sim.signal import models
 from sim.signal.scenarios import SCENARIOS
 
@@ -68,8 +68,24 @@ def test_an_ideal_sensor_is_scored_as_nearly_perfect():
     result = run_study(PROFILES["g7"], ideal, 20, 1, days=2)
     # Only the laboratory reference's 2 % CV and rounding remain: MARD ~ 2 % x sqrt(2/pi).
     assert 1.2 < result.accuracy.mard < 2.0
-    assert result.survival_10_days == 1.0
+    assert result.survival_10_days is None  # a 2-day study cannot tell (issue 18)
     assert result.readings_produced == 1.0
+    ten_days = run_study(PROFILES["g7"], ideal, 5, 1, days=10)
+    assert ten_days.survival_10_days == 1.0  # and an ideal sensor never fails
+
+
+def test_survival_at_10_days_needs_a_10_day_study():
+    """Issue 18: a shorter study cannot support a 10-day survival figure: None (n/a)."""
+    model = models.SENSOR_MODELS["g7"]
+    assert run_study(PROFILES["g7"], model, 5, 1, days=9.9).survival_10_days is None
+    assert run_study(PROFILES["g7"], model, 5, 1, days=10).survival_10_days is not None
+
+
+def test_a_study_without_pairs_says_so():
+    # half a day from 08:00 (daily_life), references only 23:00-24:00: none drawn
+    late = StudyDesign(clinic_hours=(23, 24))
+    with pytest.raises(NoPairs, match="no \\(reference, sensor\\) pair"):
+        run_study(PROFILES["g7"], models.SENSOR_MODELS["g7"], 3, 1, days=0.5, design=late)
 
 
 def test_a_worse_lab_makes_a_worse_score():

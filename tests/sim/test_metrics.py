@@ -213,7 +213,8 @@ def test_icgm_h_and_i_count_dangerous_pairs():
     i = accuracy([69, 70, 100], [181, 181, 100]).icgm["I"]
     assert (i.passed, i.value, i.n) == (False, 1.0, 2)
     clean = accuracy([100, 200], [100, 200]).icgm
-    assert clean["H"].passed is True and clean["H"].n == 0
+    # no CGM value < 70: H has nothing to judge -> n/a, not a pass (issue 18)
+    assert (clean["H"].passed, clean["H"].value, clean["H"].n) == (None, None, 0)
     assert clean["I"].passed is True and clean["I"].n == 1
 
 
@@ -231,8 +232,8 @@ def test_icgm_j_share_of_rising_cgm_with_falling_truth(contrary, share, passed):
     assert icgm["J"].value == pytest.approx(share)
     assert icgm["J"].passed is passed
     assert icgm["J"].n == 200
-    # K sees no CGM rate < -1: vacuously met
-    assert (icgm["K"].passed, icgm["K"].value, icgm["K"].n) == (True, 0.0, 0)
+    # K sees no CGM rate < -1: nothing to judge -> n/a, not a pass (issue 18)
+    assert (icgm["K"].passed, icgm["K"].value, icgm["K"].n) == (None, None, 0)
 
 
 def test_icgm_k_mirror_and_denominator_is_cgm_rate_bin():
@@ -475,3 +476,14 @@ def test_session_to_json_is_plain():
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert data["readings"] == 3
     assert {"lbgi", "hbgi", "gmi_percent", "cv_percent", "time_in_range_70_180"} <= set(data)
+
+
+def test_icgm_controls_with_no_pairs_are_not_evaluated():
+    """Issue 18: a control with 0 pairs in its range is n/a (passed None), never a pass."""
+    # every CGM value 70-180 and flat: A, C, D, F, H, I, J and K have no pairs
+    glucose = [120.0] * 50
+    icgm = accuracy(glucose, glucose, sensor_rate=[0.0] * 50, reference_rate=[0.0] * 50).icgm
+    for letter in "ACDFHIJK":
+        assert (icgm[letter].passed, icgm[letter].value, icgm[letter].n) == (None, None, 0), letter
+    for letter in "BEG":
+        assert icgm[letter].passed is True and icgm[letter].n == 50, letter
