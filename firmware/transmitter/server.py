@@ -37,6 +37,7 @@ from firmware.events import (
 )
 from firmware.profiles import DAY_MS, MINUTE_MS, DeviceProfile
 from firmware.transmitter.algorithm import ALERT_LEVEL_RANGES, AlertLevels, FactoryCalibration
+from firmware.transmitter.flow import Outbound, pack
 from firmware.transmitter.session import Session
 from firmware.transmitter.store import RecordStore
 from protocol.cgms import attributes, gatt, measurement, racp, socp
@@ -51,8 +52,6 @@ from protocol.cgms.racp import (
 from protocol.cgms.socp import SocpFrame, SocpOpcode, SocpResponseCode
 from protocol.errors import ControlPointError, CrcError, FrameError, MissingCrcError
 from protocol.sfloat import SFloatSpecial
-
-ATT_NOTIFICATION_OVERHEAD = 3  # opcode + handle
 
 
 class State(enum.Enum):
@@ -185,12 +184,11 @@ class Transmitter:
         self.device_specific_alert = False
         self.mtu = events.DEFAULT_ATT_MTU
         self.subscriptions: dict[int, tuple[bool, bool]] = {}
-        self.unnotified: deque[MeasurementRecord] = deque()  # live records not yet notified
+        # live records taken while connected and notifying, not yet notified
+        self.live_waiting: deque[MeasurementRecord] = deque()
         self.last_now_ms = now_ms
         self.transfer: _Transfer | None = None
-        self.in_flight = False
-        self.outbox: deque[Notify | Indicate] = deque()
-        self.out: deque[GattOutput] = deque()
+        self.outbound = Outbound()  # what goes to the link, one PDU in flight
         self.protocol_errors = 0
         self.frame_errors = 0
         if start_session:
@@ -202,12 +200,12 @@ class Transmitter:
         kind = _INPUT_OF[type(event)]
         if not self._transition(kind):
             if isinstance(event, Read | Write | Subscribe):
-                self.out.append(Respond(event.uuid, error=AttError.WRITE_NOT_PERMITTED))
+                self.outbound.respond(Respond(event.uuid, error=AttError.WRITE_NOT_PERMITTED))
             return
         match event:
             case Connected(mtu=mtu):
-                self.mtu, self.in_flight = mtu, False
-                self.outbox.clear()
+                self.mtu = mtu
+                self.outbound.reset()
                 self._flush_live(now_ms)
             case MtuChanged(mtu=mtu):
                 self.mtu = mtu
@@ -216,16 +214,16 @@ class Transmitter:
                 # CCCD values are per client (Core Vol 3 Part G 3.3.3.3): this client's end
                 # here; a bonded one's are given back (as Subscribe) by the link's stack.
                 self.subscriptions.clear()
-                self.transfer, self.in_flight = None, False
-                self.outbox.clear()
-                self.unnotified.clear()
+                self.transfer = None
+                self.outbound.reset()
+                self.live_waiting.clear()
             case Read(uuid=uuid):
-                self.out.append(self._read(uuid, now_ms))
+                self.outbound.respond(self._read(uuid, now_ms))
             case Write(uuid=uuid, value=value):
                 self._write(uuid, value, now_ms)
             case Subscribe(uuid=uuid, notify=notify, indicate=indicate):
                 self.subscriptions[uuid] = (notify, indicate)
-                self.out.append(Respond(uuid))
+                self.outbound.respond(Respond(uuid))
                 if uuid == gatt.MEASUREMENT.uuid and notify:
                     self._flush_live(now_ms)
             case Sent():
@@ -241,7 +239,7 @@ class Transmitter:
             return
         self.store.append(record)
         if self.state is not State.DISCONNECTED and self._notifying() and self.comm_interval_min:
-            self.unnotified.append(record)
+            self.live_waiting.append(record)
         self._flush_live(now_ms)
 
     def get_timer(self) -> int | None:
@@ -260,12 +258,21 @@ class Transmitter:
             # No progress for 30 s: the procedure is given up. What is in flight stays so (an
             # unconfirmed PDU holds the bearer until it is confirmed or the link drops).
             self.transfer = None
-            self.outbox.clear()
+            self.outbound.waiting.clear()
             self._transition(Input.TRANSFER_END)
         self._flush_live(now_ms)
 
     def next_event(self) -> GattOutput | None:
-        return self.out.popleft() if self.out else None
+        return self.outbound.next_event()
+
+    @property
+    def in_flight(self) -> bool:
+        return self.outbound.in_flight
+
+    @property
+    def out(self) -> deque[GattOutput]:
+        """``outbound.to_link``, by the name a subclass in tests/sim/test_conformance.py uses."""
+        return self.outbound.to_link
 
     # --- state table ---
 
@@ -280,21 +287,12 @@ class Transmitter:
 
     # --- outbound flow: one notification or indication in flight ---
 
-    def _send(self, event: Notify | Indicate) -> None:
-        if self.in_flight:
-            self.outbox.append(event)
-        else:
-            self.in_flight = True
-            self.out.append(event)
-
     def _sent(self, now_ms: int) -> None:
-        self.in_flight = False
-        if self.outbox:
-            self._send(self.outbox.popleft())
+        if self.outbound.sent():
             return
         if self.transfer is not None:
             self._continue_transfer(now_ms)
-        if not self.in_flight and self.transfer is None:
+        if not self.outbound.in_flight and self.transfer is None:
             self._flush_live(now_ms)
 
     def _notifying(self) -> bool:
@@ -306,16 +304,7 @@ class Transmitter:
     def _pack(
         self, records: deque[MeasurementRecord] | list[MeasurementRecord]
     ) -> list[MeasurementRecord]:
-        """Take as many records as fit one notification (never split a record)."""
-        room = self.mtu - ATT_NOTIFICATION_OVERHEAD
-        batch: list[MeasurementRecord] = []
-        while records:
-            size = measurement.record_size(records[0], self.config.e2e_crc)
-            if batch and size > room:
-                break
-            batch.append(records.popleft() if isinstance(records, deque) else records.pop(0))
-            room -= size
-        return batch
+        return pack(records, self.mtu, self.config.e2e_crc)
 
     def _live_due_ms(self) -> int | None:
         """When the waiting live records are due. With a communication interval no longer than
@@ -323,11 +312,11 @@ class Transmitter:
         one, a batch goes out half a reading interval before the next reading would join it
         (15 minutes: three records every 15 minutes), so the outcome never depends on whether
         a driver runs a timer or a sample first when both fall on the same instant."""
-        if not self.unnotified or self.session is None:
+        if not self.live_waiting or self.session is None:
             return None
         reading_ms = self.config.profile.reading_interval_ms
         interval_ms = self.comm_interval_min * MINUTE_MS
-        oldest = self.session.start_ms + self.unnotified[0].time_offset * MINUTE_MS
+        oldest = self.session.start_ms + self.live_waiting[0].time_offset * MINUTE_MS
         return oldest if interval_ms <= reading_ms else oldest + interval_ms - reading_ms // 2
 
     def _flush_live(self, now_ms: int) -> None:
@@ -338,9 +327,9 @@ class Transmitter:
             return
         if self.state is not State.IDLE or not self._notifying():
             return  # then at the end of a transfer, or on subscription
-        while self.unnotified:  # every record due now, as many notifications as it takes
-            batch = self._pack(self.unnotified)
-            self._send(
+        while self.live_waiting:  # every record due now, as many notifications as it takes
+            batch = self._pack(self.live_waiting)
+            self.outbound.send(
                 Notify(gatt.MEASUREMENT.uuid, measurement.encode(batch, self.config.e2e_crc))
             )
 
@@ -393,7 +382,7 @@ class Transmitter:
         elif uuid == gatt.SESSION_START_TIME.uuid:
             self._write_start_time(value, now_ms)
         else:
-            self.out.append(Respond(uuid, error=AttError.WRITE_NOT_PERMITTED))
+            self.outbound.respond(Respond(uuid, error=AttError.WRITE_NOT_PERMITTED))
 
     def _write_start_time(self, value: bytes, now_ms: int) -> None:
         uuid = gatt.SESSION_START_TIME.uuid
@@ -404,35 +393,35 @@ class Transmitter:
             self.session.set_start_time(written, now_ms)
         except (FrameError, ValueError) as error:
             self.frame_errors += 1
-            self.out.append(Respond(uuid, error=_att_error(error)))
+            self.outbound.respond(Respond(uuid, error=_att_error(error)))
             return
-        self.out.append(Respond(uuid))
+        self.outbound.respond(Respond(uuid))
 
     # RACP (CGMS §3.6)
 
     def _write_racp(self, value: bytes, now_ms: int) -> None:
         uuid = gatt.RACP.uuid
         if not self._indicating(uuid):
-            self.out.append(Respond(uuid, error=AttError.CCCD_IMPROPERLY_CONFIGURED))
+            self.outbound.respond(Respond(uuid, error=AttError.CCCD_IMPROPERLY_CONFIGURED))
             return
         if self.transfer is not None and value[:1] != bytes([RacpOpcode.ABORT_OPERATION]):
-            self.out.append(Respond(uuid, error=AttError.PROCEDURE_ALREADY_IN_PROGRESS))
+            self.outbound.respond(Respond(uuid, error=AttError.PROCEDURE_ALREADY_IN_PROGRESS))
             return
         try:
             request = racp.decode(value)
         except ControlPointError as error:
             self.frame_errors += 1
-            self.out.append(Respond(uuid))
+            self.outbound.respond(Respond(uuid))
             self._indicate_racp(error.request_opcode, RacpResponseCode(error.response_code))
             return
         if not request.is_request:
-            self.out.append(Respond(uuid))
+            self.outbound.respond(Respond(uuid))
             self._indicate_racp(request.opcode, RacpResponseCode.OP_CODE_NOT_SUPPORTED)
             return
         if request.opcode == RacpOpcode.REPORT_STORED_RECORDS and not self._notifying():
-            self.out.append(Respond(uuid, error=AttError.CCCD_IMPROPERLY_CONFIGURED))
+            self.outbound.respond(Respond(uuid, error=AttError.CCCD_IMPROPERLY_CONFIGURED))
             return
-        self.out.append(Respond(uuid))
+        self.outbound.respond(Respond(uuid))
         operand = request.operand
         match request.opcode:
             case RacpOpcode.ABORT_OPERATION:
@@ -442,7 +431,7 @@ class Transmitter:
                 self._indicate_racp(RacpOpcode.ABORT_OPERATION, RacpResponseCode.SUCCESS)
             case RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS:
                 count = self.store.count(RacpOperator(request.operator), operand)
-                self._send(Indicate(uuid, racp.encode(racp.number_of_records(count))))
+                self.outbound.send(Indicate(uuid, racp.encode(racp.number_of_records(count))))
             case RacpOpcode.DELETE_STORED_RECORDS:
                 deleted = self.store.delete(RacpOperator(request.operator), operand)
                 code = RacpResponseCode.SUCCESS if deleted else RacpResponseCode.NO_RECORDS_FOUND
@@ -458,11 +447,11 @@ class Transmitter:
                     deque(selected), now_ms + self.config.procedure_timeout_ms
                 )
                 self._transition(Input.TRANSFER_START)
-                if not self.in_flight:
+                if not self.outbound.in_flight:
                     self._continue_transfer(now_ms)
 
     def _indicate_racp(self, opcode: int, code: RacpResponseCode) -> None:
-        self._send(Indicate(gatt.RACP.uuid, racp.encode(racp.response(opcode, code))))
+        self.outbound.send(Indicate(gatt.RACP.uuid, racp.encode(racp.response(opcode, code))))
 
     def _continue_transfer(self, now_ms: int) -> None:
         """Send the next notification of stored records, or the final response, or finish."""
@@ -474,7 +463,7 @@ class Transmitter:
             self._transition(Input.TRANSFER_END)
         elif transfer.records:
             batch = self._pack(transfer.records)
-            self._send(
+            self.outbound.send(
                 Notify(gatt.MEASUREMENT.uuid, measurement.encode(batch, self.config.e2e_crc))
             )
         else:
@@ -486,26 +475,26 @@ class Transmitter:
     def _write_socp(self, value: bytes, now_ms: int) -> None:
         uuid = gatt.SOCP.uuid
         if not self._indicating(uuid):
-            self.out.append(Respond(uuid, error=AttError.CCCD_IMPROPERLY_CONFIGURED))
+            self.outbound.respond(Respond(uuid, error=AttError.CCCD_IMPROPERLY_CONFIGURED))
             return
         try:
             frame = socp.decode(value, self.config.e2e_crc)
         except ControlPointError as error:
             self.frame_errors += 1
-            self.out.append(Respond(uuid))
+            self.outbound.respond(Respond(uuid))
             self._indicate_socp(
                 socp.response(error.request_opcode, SocpResponseCode(error.response_code))
             )
             return
         except FrameError as error:
             self.frame_errors += 1
-            self.out.append(Respond(uuid, error=_att_error(error)))
+            self.outbound.respond(Respond(uuid, error=_att_error(error)))
             return
-        self.out.append(Respond(uuid))
+        self.outbound.respond(Respond(uuid))
         self._indicate_socp(self._socp(frame, now_ms))
 
     def _indicate_socp(self, frame: SocpFrame) -> None:
-        self._send(Indicate(gatt.SOCP.uuid, socp.encode(frame, self.config.e2e_crc)))
+        self.outbound.send(Indicate(gatt.SOCP.uuid, socp.encode(frame, self.config.e2e_crc)))
 
     def _socp(self, frame: SocpFrame, now_ms: int) -> SocpFrame:
         op = frame.opcode
@@ -516,7 +505,7 @@ class Transmitter:
             fastest = self.config.profile.reading_interval_ms // MINUTE_MS
             self.comm_interval_min = fastest if interval == 0xFF else interval
             if interval == 0:  # periodic notifications stop
-                self.unnotified.clear()
+                self.live_waiting.clear()
             self._flush_live(now_ms)
             return ok
         if op == SocpOpcode.GET_COMMUNICATION_INTERVAL:
@@ -572,7 +561,7 @@ class Transmitter:
         """A new session: records of the last one are deleted, time offsets restart."""
         self.session = Session(self.config.profile, self.factory, now_ms, self.levels)
         self.store.clear()
-        self.unnotified.clear()
+        self.live_waiting.clear()
 
 
 _UNKNOWN_START = SessionStartTime(0, 0, 0, 0, 0, 0)

@@ -237,8 +237,8 @@ def test_records_pack_into_the_mtu_without_splitting():
             tx.receive(Sent(), now)
     assert max(sizes) == 2  # 10-byte records (trend + quality): two per notification
     # Every record went out except a batch still waiting for its 30-minute interval.
-    assert len(tx.unnotified) < 7
-    assert sum(sizes) + len(tx.unnotified) == len(range(30, 4 * 60, 5))
+    assert len(tx.live_waiting) < 7
+    assert sum(sizes) + len(tx.live_waiting) == len(range(30, 4 * 60, 5))
 
 
 def test_communication_interval_batches_live_records():
