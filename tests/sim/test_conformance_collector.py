@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.receiver.collector import Collector, Step
+from firmware.receiver.collector import Collector, State
 from firmware.receiver.receiver import Receiver
 from sim.conformance.collector_cases import collector_cases
 from sim.conformance.collector_local import SPEED, receiver_core, run_collector_local
@@ -49,8 +49,8 @@ def test_our_receiver_passes_every_collector_case() -> None:
 class NeverBackfills(Collector):
     """A collector that never asks for stored records: live readings only."""
 
-    def _write_racp(self, request: object, now_ms: int) -> None:
-        self.step, self.backfilling = Step.LIVE, False
+    def _write_racp(self, state: State, request: object, now_ms: int) -> None:
+        self.state, self.holes, self.checking = State.LIVE, None, False
 
 
 def _with_collector(kind: type[Collector]):
