@@ -35,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from firmware.events import AttError
 from firmware.profiles import MINUTE_MS
 from protocol.cgms import attributes, gatt, measurement, racp, socp
 from protocol.cgms.annunciation import CalTempFlags, StatusFlags
@@ -49,7 +50,6 @@ from protocol.cgms.racp import (
 from protocol.errors import FrameError
 
 RETRY_MS = 1_000  # after ATT 0xFE (procedure already in progress)
-BUSY = 0xFE
 READING_STEP_MIN = 5
 
 
@@ -223,7 +223,7 @@ class Collector:
         request, self.pending = self.pending, None
         if request is None or request.uuid != uuid:
             return  # not ours (a late answer after a reconnection)
-        if error == BUSY and isinstance(request, WriteRequest):
+        if error == AttError.PROCEDURE_ALREADY_IN_PROGRESS and isinstance(request, WriteRequest):
             self._fire(Input.BUSY, request, now_ms)
         elif error is not None:
             self._fire(Input.ATT_ERROR, error, now_ms)
