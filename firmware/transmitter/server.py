@@ -41,6 +41,7 @@ from firmware.transmitter.flow import Outbound, pack
 from firmware.transmitter.session import Session
 from firmware.transmitter.store import RecordStore
 from protocol.cgms import attributes, gatt, measurement, racp, socp
+from protocol.cgms.annunciation import StatusFlags
 from protocol.cgms.attributes import FeatureFlags, SessionRunTime, SessionStartTime, Status
 from protocol.cgms.measurement import MeasurementRecord
 from protocol.cgms.racp import (
@@ -358,19 +359,19 @@ class Transmitter:
 
     def _status(self, now_ms: int) -> Status:
         session = self.session
-        status = 0
+        status = StatusFlags(0)
         if session is None or not session.running(now_ms):
-            status |= 0x01  # session stopped
+            status |= StatusFlags.SESSION_STOPPED
         if session is not None:
             status |= session.status_octet(now_ms)
         if now_ms - self.powered_on_ms >= self.config.battery_low_ms:
-            status |= 0x02  # device battery low
+            status |= StatusFlags.DEVICE_BATTERY_LOW
         if self.device_specific_alert:
-            status |= 0x10
+            status |= StatusFlags.DEVICE_SPECIFIC_ALERT
         cal_temp = session.cal_temp_octet() if session else 0
         warning = session.latest.warning if session and session.latest else 0
         offset = session.time_offset(now_ms) if session else 0
-        return Status(offset, status, cal_temp, warning)
+        return Status(offset, int(status), cal_temp, warning)
 
     # --- writes ---
 
