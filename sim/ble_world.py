@@ -11,7 +11,7 @@ from sim.session.bookkeeping import Progress
 from sim.session.config import SimulationConfig
 from sim.session.result import SimulationResult
 
-RECEIVER_APIS = {"bumble": "ble", "bleak": "bleak"}  # receiver API -> link name
+LINK_OF_API = {api: link for link, api in simulation.RECEIVER_APIS.items()}
 
 
 def run_ble(
@@ -26,11 +26,11 @@ def run_ble(
 ) -> SimulationResult:
     """The session over bumble (see ``sim.simulation.run`` for the arguments); the receiver
     drives bumble directly (``"bumble"``) or goes through the bleak API (``"bleak"``)."""
-    if receiver_api not in RECEIVER_APIS:
+    if receiver_api not in LINK_OF_API:
         raise ValueError(f"receiver_api is bumble or bleak, not {receiver_api!r}")
     return simulation.run(
         config,
-        link=RECEIVER_APIS[receiver_api],
+        link=LINK_OF_API[receiver_api],
         store_path=store_path,
         record=record,
         capture=capture,

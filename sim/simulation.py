@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
-from collections.abc import Callable
 from typing import BinaryIO
 
 import numpy as np
@@ -46,13 +45,13 @@ from sim.session.result import SimulationResult
 from sim.store import ReceiverStore
 from sim.virtual_loop import VirtualTimeEventLoop, run_virtual
 
-# A link's maker: (bookkeeper, transmitter core, receiver core, engine, clock, capture file)
-LinkMaker = Callable[
-    [Bookkeeper, Transmitter, Receiver, Engine, VirtualClock, BinaryIO | None], Link
-]
+# The BLE links, by name: how their receiver drives bumble (directly, or through bleak)
+RECEIVER_APIS = {"ble": "bumble", "bleak": "bleak"}
+LINKS = ("memory", *RECEIVER_APIS)
 
 
-def _memory(
+def _link(
+    name: str,
     books: Bookkeeper,
     tx: Transmitter,
     rx: Receiver,
@@ -60,46 +59,29 @@ def _memory(
     clock: VirtualClock,
     capture: BinaryIO | None,
 ) -> Link:
-    return MemoryLink(
-        tx,
-        rx,
-        loss=books.config.faults.loss,
-        rng=np.random.default_rng(books.session.link_seed),
-        on_receiver_event=engine.on_event,
-        scheduler=engine.scheduler,
-    )
-
-
-def _bumble(receiver_api: str) -> LinkMaker:
-    def make(
-        books: Bookkeeper,
-        tx: Transmitter,
-        rx: Receiver,
-        engine: Engine,
-        clock: VirtualClock,
-        capture: BinaryIO | None,
-    ) -> Link:
-        return BleLink(
+    """The link ``name`` between the session's cores, on the engine's scheduler."""
+    loss = books.config.faults.loss
+    rng = np.random.default_rng(books.session.link_seed)
+    if name == "memory":
+        return MemoryLink(
             tx,
             rx,
-            engine.scheduler,
-            clock,
-            loss=books.config.faults.loss,
-            rng=np.random.default_rng(books.session.link_seed),
+            loss=loss,
+            rng=rng,
             on_receiver_event=engine.on_event,
-            receiver_api=receiver_api,
-            capture=capture,
+            scheduler=engine.scheduler,
         )
-
-    return make
-
-
-LINKS: dict[str, LinkMaker] = {
-    "memory": _memory,
-    "ble": _bumble("bumble"),
-    "bleak": _bumble("bleak"),
-}
-CAPTURING = ("ble", "bleak")  # the links with an air to capture
+    return BleLink(
+        tx,
+        rx,
+        engine.scheduler,
+        clock,
+        loss=loss,
+        rng=rng,
+        on_receiver_event=engine.on_event,
+        receiver_api=RECEIVER_APIS[name],
+        capture=capture,
+    )
 
 
 def run(
@@ -122,8 +104,8 @@ def run(
     sample. ``stats`` (BLE links) gets the connections made, pairings done and values sent."""
     if link not in LINKS:
         raise ValueError(f"link is one of {', '.join(LINKS)}, not {link!r}")
-    if capture is not None and link not in CAPTURING:
-        raise ValueError(f"--capture needs a BLE link ({', '.join(CAPTURING)}), not {link}")
+    if capture is not None and link not in RECEIVER_APIS:
+        raise ValueError(f"--capture needs a BLE link ({', '.join(RECEIVER_APIS)}), not {link}")
     with contextlib.ExitStack() as stack:
         writer = None
         if record is not None:
@@ -136,19 +118,19 @@ def run(
             keeper = durable.DurableReceiver(store, session, durable.fingerprint(config))
         output = None if capture is None else stack.enter_context(pathlib.Path(capture).open("wb"))
         books = Bookkeeper(config, keeper, writer, progress)
-        return run_virtual(_session(books, LINKS[link], output, stats))
+        return run_virtual(_session(books, link, output, stats))
 
 
 async def _session(
-    books: Bookkeeper, make_link: LinkMaker, capture: BinaryIO | None, stats: dict[str, int] | None
+    books: Bookkeeper, name: str, capture: BinaryIO | None, stats: dict[str, int] | None
 ) -> SimulationResult:
     tx = books.transmitter()
     start_ms, receiver = books.resume(tx)
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeEventLoop)
     clock = VirtualClock(loop, loop.time() - start_ms / 1000)
-    engine = Engine.on_clock(books, tx, clock, start_ms)
-    link = make_link(books, tx, receiver, engine, clock, capture)
+    engine = Engine(books, tx, clock, start_ms)
+    link = _link(name, books, tx, receiver, engine, clock, capture)
     books.lost = lambda: link.lost
     await link.open()
     engine.attach(link)

@@ -63,32 +63,24 @@ class Link(Protocol):
 
 
 class Engine:
-    """Runs the session of ``books`` on ``scheduler`` (whose clock is at ``start_ms``): the
-    transmitter ``core`` takes the samples through the link, set with ``attach`` before
-    ``run``. ``start_ms``: 0, or where a killed run left the session (``Bookkeeper.resume``)."""
+    """Runs the session of ``books`` on ``clock`` (at ``start_ms``: 0, or where a killed run
+    left the session, ``Bookkeeper.resume``): the transmitter ``core`` takes the samples
+    through the link, set with ``attach`` before ``run``. The durable store commits when each
+    instant is over."""
 
     def __init__(
-        self, books: Bookkeeper, core: Transmitter, scheduler: Scheduler, start_ms: int = 0
+        self, books: Bookkeeper, core: Transmitter, clock: Clock, start_ms: int = 0
     ) -> None:
-        self.books, self.core, self.scheduler, self.start_ms = books, core, scheduler, start_ms
+        self.books, self.core, self.start_ms = books, core, start_ms
+        self.scheduler = Scheduler(clock, after_instant=self._commit)
         self.link: Link | None = None
 
     def attach(self, link: Link) -> None:
         self.link = link
 
-    @classmethod
-    def on_clock(
-        cls, books: Bookkeeper, core: Transmitter, clock: Clock, start_ms: int = 0
-    ) -> Engine:
-        """An engine on ``clock``; the durable store commits when each instant is over."""
-        engine: Engine
-
-        def commit(now: int) -> None:
-            if engine.link is not None:
-                books.commit(engine.link.receiver, now)
-
-        engine = cls(books, core, Scheduler(clock, after_instant=commit), start_ms)
-        return engine
+    def _commit(self, now_ms: int) -> None:
+        if self.link is not None:
+            self.books.commit(self.link.receiver, now_ms)
 
     def on_event(self, event: object) -> None:
         """Every receiver event goes here (the link calls it)."""
