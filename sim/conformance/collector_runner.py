@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bumble.core import BaseBumbleError
 from bumble.device import Device
 from bumble.hci import Address
 
@@ -31,11 +30,8 @@ from sim.conformance.collector_cases import collector_cases
 from sim.conformance.collector_script import CollectorOptions, Script
 from sim.conformance.registry import (
     Case,
-    CaseFailed,
-    Inconclusive,
-    NotApplicable,
     Result,
-    Verdict,
+    judge,
 )
 from sim.conformance.scripted_sensor import ScriptedSensor
 from sim.fuzz import corpus
@@ -88,20 +84,7 @@ class CollectorRun:
         events = self.script.sensor.events
         first = len(events)
         timeout = case.timeout_s + (case.budget(self.script.options) if case.budget else 0.0)
-        try:
-            reason = await asyncio.wait_for(case.run(self.script), timeout)  # type: ignore[arg-type]
-            verdict = Verdict.PASS
-        except CaseFailed as failed:
-            verdict, reason = Verdict.FAIL, str(failed)
-        except Inconclusive as why:
-            verdict, reason = Verdict.INCONCLUSIVE, str(why)
-        except NotApplicable as why:
-            verdict, reason = Verdict.NOT_APPLICABLE, str(why)
-        except TimeoutError:
-            verdict = Verdict.FAIL
-            reason = f"did not complete within its timeout of {timeout:g} s"
-        except (BaseBumbleError, ConnectionError, OSError) as error:
-            verdict, reason = Verdict.INCONCLUSIVE, f"link problem: {type(error).__name__}: {error}"
+        verdict, reason = await judge(case.run(self.script), timeout)  # type: ignore[arg-type]
         frames = [e.frame() for e in events[first:] if e.kind != "att"]
         return Result(case, verdict, reason, frames, time.perf_counter() - start)
 

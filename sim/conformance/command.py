@@ -204,23 +204,7 @@ def conformance_command(
         "features": run.features,
         "wall_seconds": round(run.wall_seconds, 3),
     }
-    if as_json:
-        click.echo(json.dumps(report.to_json(run.results, **header)))
-    if junit is not None:
-        try:
-            junit.write_bytes(
-                report.to_junit(run.results, "cgmsim conformance sensor", run.wall_seconds)
-            )
-        except OSError as error:
-            raise click.ClickException(f"cannot write {junit}: {error.strerror}") from None
-    counts = report.summary(run.results)
-    click.echo(
-        f"cgmsim conformance: {len(run.results)} cases against {run.peer} in "
-        f"{run.wall_seconds:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n),
-        err=True,
-    )
-    if report.failed(run.results):
-        sys.exit(1)
+    _report(run.results, header, "sensor", f"cases against {run.peer}", as_json, junit)
 
 
 def _collector(
@@ -280,20 +264,35 @@ def _collector(
         "offline_readings": offline_readings,
         "wall_seconds": round(run.wall_seconds, 3),
     }
+    what = f"collector cases against {run.peer or 'no peer'}"
+    _report(run.results, header, "collector", what, as_json, junit)
+
+
+def _report(
+    results: list[Any],
+    header: dict[str, Any],
+    role: str,
+    what: str,
+    as_json: bool,
+    junit: pathlib.Path | None,
+) -> None:
+    """What a run ends with, whatever the role: the JSON report, the JUnit file, one summary
+    line on stderr, and exit 1 when a case FAILed."""
+    from sim.conformance import report
+
+    wall_seconds = header["wall_seconds"]
     if as_json:
-        click.echo(json.dumps(report.to_json(run.results, **header)))
+        click.echo(json.dumps(report.to_json(results, **header)))
     if junit is not None:
         try:
-            junit.write_bytes(
-                report.to_junit(run.results, "cgmsim conformance collector", run.wall_seconds)
-            )
+            junit.write_bytes(report.to_junit(results, f"cgmsim conformance {role}", wall_seconds))
         except OSError as error:
             raise click.ClickException(f"cannot write {junit}: {error.strerror}") from None
-    counts = report.summary(run.results)
+    counts = report.summary(results)
     click.echo(
-        f"cgmsim conformance: {len(run.results)} collector cases against {run.peer or 'no peer'}"
-        f" in {run.wall_seconds:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n),
+        f"cgmsim conformance: {len(results)} {what} in {wall_seconds:.1f} s: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items() if n),
         err=True,
     )
-    if report.failed(run.results):
+    if report.failed(results):
         sys.exit(1)

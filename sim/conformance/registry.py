@@ -15,11 +15,14 @@ and raise ``NotApplicable`` itself.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sim.conformance.verdicts import (  # noqa: F401  (the case modules' vocabulary)
+from bumble.core import BaseBumbleError
+
+from sim.conformance.verdicts import (
     CaseFailed,
     Features,
     Inconclusive,
@@ -125,3 +128,20 @@ def case(
         return run
 
     return register
+
+
+async def judge(run: Awaitable[str], timeout_s: float) -> tuple[Verdict, str]:
+    """Run one case's coroutine with its timeout: its verdict and the reason. A case that
+    overruns FAILs; a link that breaks under it makes it INCONCLUSIVE."""
+    try:
+        return Verdict.PASS, await asyncio.wait_for(run, timeout_s)
+    except CaseFailed as failed:
+        return Verdict.FAIL, str(failed)
+    except Inconclusive as why:
+        return Verdict.INCONCLUSIVE, str(why)
+    except NotApplicable as why:
+        return Verdict.NOT_APPLICABLE, str(why)
+    except TimeoutError:
+        return Verdict.FAIL, f"did not complete within its timeout of {timeout_s:g} s"
+    except (BaseBumbleError, ConnectionError, OSError) as error:
+        return Verdict.INCONCLUSIVE, f"link problem: {type(error).__name__}: {error}"

@@ -30,12 +30,10 @@ from sim import hil
 from sim.conformance.attacker import Attacker, SecurityOptions
 from sim.conformance.registry import (
     Case,
-    CaseFailed,
-    Inconclusive,
-    NotApplicable,
     Phase,
     Result,
     Verdict,
+    judge,
 )
 from sim.conformance.suite import sensor_cases
 from sim.conformance.tester import Tester
@@ -191,20 +189,7 @@ class SensorRun:
         assert tester is not None
         tester.frames = []
         timeout = case.timeout_s + (case.budget(self.security) if case.budget else 0.0)
-        try:
-            reason = await asyncio.wait_for(case.run(tester), timeout)
-            verdict = Verdict.PASS
-        except CaseFailed as failed:
-            verdict, reason = Verdict.FAIL, str(failed)
-        except Inconclusive as why:
-            verdict, reason = Verdict.INCONCLUSIVE, str(why)
-        except NotApplicable as why:
-            verdict, reason = Verdict.NOT_APPLICABLE, str(why)
-        except TimeoutError:
-            verdict = Verdict.FAIL
-            reason = f"did not complete within its timeout of {timeout:g} s"
-        except (BaseBumbleError, ConnectionError, OSError) as error:
-            verdict, reason = Verdict.INCONCLUSIVE, f"link problem: {type(error).__name__}: {error}"
+        verdict, reason = await judge(case.run(tester), timeout)
         return result(verdict, reason, list(tester.frames))
 
 
