@@ -4,11 +4,11 @@ real time or compressed time. Edge code only: it opens the transport, keeps the 
 everything to the adapters (``sim.links.ble``, ``sim.links.ble_receiver``), which hand it to the
 cores.
 
-Time. ``LiveClock`` runs session time at ``speed`` times the loop's clock (1 = real time). Both
-sides of a lab run should use the same speed: the receiver's alerts (signal loss after 20
-minutes without a reading, ...) are timed on its own clock. The protocol's own timers (RACP's
-30 s without progress) are timers of the link, which runs at 1x whatever the speed: the cores
-get them in session time (``link_ms`` x speed), or at 1500x they would fire after 20 ms of air.
+Time. Session time runs at ``speed`` times the loop's clock (``sim.clock.live.LiveClock``;
+1 = real time). Both sides of a lab run should use the same speed: the receiver's alerts
+(signal loss after 20 minutes without a reading, ...) are timed on its own clock. The
+protocol's own timers (RACP's 30 s without progress) run on the link's clock, at 1x whatever
+the speed (``sim.clock.live.session_ms``).
 
 Keys. Both commands keep their bonds in a bumble JSON key store file when given one (``--keys``),
 so that a receiver started again re-encrypts with the bond instead of pairing (shared/spec/
@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import json
 import logging
 import os
 import pathlib
@@ -53,6 +52,7 @@ from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
 from protocol.cgms import gatt
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
 from sim import durable
+from sim.clock.live import LiveClock, clock_tolerance_ms, session_ms
 from sim.links.ble import BleTransmitter
 from sim.links.ble_receiver import BleReceiver
 from sim.links.ble_security import RPA_INTERVAL_S, Privacy
@@ -62,11 +62,14 @@ from sim.links.bleak_receiver import (
     bleak_client_factory,
     bleak_uuid,
 )
+from sim.links.hci import HciTransmitterLink
 from sim.links.keystore import MAX_BONDS, HostBonds, SecureKeyStore, attach
 from sim.private_files import create_private, private_dir
-from sim.recording import RecordingReceiver, RecordingTransmitter, RecordingWriter, header
-from sim.session.bookkeeping import SAMPLE_MS, build_transmitter, event_json, session_input
+from sim.recording import RecordingReceiver, RecordingWriter, header
+from sim.rundir.receiver_folder import ReceiverFolder
+from sim.session.bookkeeping import Bookkeeper, event_json
 from sim.session.config import SimulationConfig
+from sim.session.engine import Engine
 from sim.store import ReceiverStore
 
 logger = logging.getLogger(__name__)
@@ -84,30 +87,6 @@ async def _open(spec: str) -> Any:
         return await open_transport(spec)
     except Exception as error:  # each transport fails its own way (OSError, ValueError, ...)
         raise TransportProblem(f"cannot open transport {spec!r}: {error}") from error
-
-
-class LiveClock:
-    """Session milliseconds on the running loop: ``start_ms`` now, then ``speed`` x the loop."""
-
-    def __init__(self, speed: float, start_ms: int = 0) -> None:
-        if not speed > 0:
-            raise ValueError(f"speed must be > 0, not {speed}")
-        self.loop = asyncio.get_running_loop()
-        self.speed, self.start_ms, self.t0 = speed, start_ms, self.loop.time()
-
-    def now_ms(self) -> int:
-        return self.start_ms + round((self.loop.time() - self.t0) * 1000 * self.speed)
-
-    def to_loop(self, t_ms: int) -> float:
-        return self.t0 + (t_ms - self.start_ms) / 1000 / self.speed
-
-    async def sleep_until(self, t_ms: int) -> None:
-        await asyncio.sleep(max(self.to_loop(t_ms) - self.loop.time(), 0))
-
-
-def session_ms(link_ms: int, speed: float) -> int:
-    """A duration on the link's clock (the loop's) in session time, which runs ``speed`` x."""
-    return round(link_ms * speed)
 
 
 def _stopper() -> asyncio.Event:
@@ -190,23 +169,24 @@ async def run_transmitter(
     rpa_interval_s: float = RPA_INTERVAL_S,
     bonded_only: bool = False,
     max_bonds: int = MAX_BONDS,
+    on_line: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Serve the simulated sensor's session on ``transport_spec`` until it ends (or the
     ``config.days`` run, or SIGINT/SIGTERM). Returns what happened: the readings made
     (time offset, value), the values sent over the air, connections. ``record``: where the
     core's inputs and outputs are written for ``cgmsim replay``. ``privacy``: advertise from
     resolvable private addresses (else from ``address``), a new one every ``rpa_interval_s``;
-    ``bonded_only``: once there is a bond, drop connections from collectors without one."""
-    session = session_input(config)
-    made: list[dict[str, Any]] = []
+    ``bonded_only``: once there is a bond, drop connections from collectors without one.
+    ``on_line``: one line per connection, pairing, disconnection and at the end. The session
+    runs on the engine (``sim.session.engine``) over the ``hci:<transport>`` link
+    (``sim.links.hci``), on a live clock."""
     async with await _open(transport_spec) as transport:
         device = _device(name, address, transport, keys, max_bonds=max_bonds)
         await device.power_on()
-        clock = LiveClock(speed)
-        core = build_transmitter(config, session, session_ms(PROCEDURE_TIMEOUT_MS, speed))
         writer = _recording(record, config.profile.name, config.seed, "transmitter", transport_spec)
-        if writer is not None:
-            core = RecordingTransmitter(core, writer)  # type: ignore[assignment]
+        books = Bookkeeper(config, recording=writer)
+        core = books.transmitter(session_ms(PROCEDURE_TIMEOUT_MS, speed))
+        clock = LiveClock(speed)
         tx = BleTransmitter(
             device,
             core,
@@ -217,53 +197,45 @@ async def run_transmitter(
             privacy=sensor_privacy(keys, rpa_interval_s) if privacy else None,
             bonded_only=bonded_only,
         )
-        connections = 0
-
-        def connected(connection: Any) -> None:
-            nonlocal connections
-            connections += 1
-
-        device.on(device.EVENT_CONNECTION, connected)
-
-        def take_sample(k: int) -> None:
-            before = core.store.latest()
-            tx.sample(session.sample(k * SAMPLE_MS))
-            after = core.store.latest()
-            if after is not None and after is not before:
-                glucose = after.glucose if isinstance(after.glucose, float) else None
-                made.append({"time_offset_min": after.time_offset, "glucose_mgdl": glucose})
-
-        handles = [
-            clock.loop.call_at(clock.to_loop(k * SAMPLE_MS), take_sample, k)
-            for k in range(1, session.samples)
-            if k * SAMPLE_MS <= session.end_ms
-        ]
-        await tx.start()
+        link = HciTransmitterLink(tx, on_line)
+        engine = Engine(books, core, clock)
+        engine.attach(link)
+        await link.open()
         if on_ready is not None:
             on_ready(str(device.random_address))
-        await _until(_stopper(), clock, session.end_ms)
-        for handle in handles:
-            handle.cancel()
-        if tx.timer is not None:
-            tx.timer.cancel()
-        await tx.stop()
-        if tx.connection is not None:
-            with contextlib.suppress(BaseBumbleError, TimeoutError):  # already gone
-                await tx.connection.disconnect()
-        ended_ms = min(clock.now_ms(), session.end_ms)
-        if writer is not None:
-            writer.close()
+        stop = _stopper()
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: engine.stop())
+        try:
+            result = await engine.run()
+        finally:
+            stopping.cancel()
+            if writer is not None:
+                writer.close()
+    lag_min = engine.lag_ms / MINUTE_MS
+    if on_line is not None:
+        if engine.lag_ms > config.profile.reading_interval_ms:
+            on_line(
+                f"warning: samples came up to {lag_min:.0f} session min late: --speed {speed:g}"
+                " is more than this host and link carry (docs/hil.md, Speed)"
+            )
+        on_line(f"session ended at {result.end_min:.0f} min")
     return {
         "role": "transmitter",
         "transport": transport_spec,
+        "link": f"hci:{transport_spec}",
         "address": address,
         "profile": config.profile.name,
         "seed": config.seed,
         "speed": speed,
-        "session_min": ended_ms / MINUTE_MS,
-        "connections": connections,
-        "sent_over_air": tx.sent,
-        "readings": made,
+        "session_min": result.end_min,
+        "max_sample_lag_min": lag_min,  # how late the busiest moment fed a sample
+        **link.stats(),
+        "readings": [
+            {"time_offset_min": row.time_offset_min, "glucose_mgdl": row.sensor_mgdl}
+            for row in result.rows
+            if row.made
+        ],
     }
 
 
@@ -349,22 +321,27 @@ async def run_receiver(
     passkey: int,
     peer: str | None = None,
     days: float | None = None,
+    until_ended: bool = False,
     keys: pathlib.Path | None = None,
     address: str = RECEIVER_ADDRESS,
     bleak: bool = False,
     record: pathlib.Path | None = None,
     insecure: bool = False,
     max_bonds: int = MAX_BONDS,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Connect to the sensor at ``peer`` (or the first CGM advertiser), pair or re-encrypt,
-    and run the receiver for ``days`` of session time (or until SIGINT/SIGTERM), committing to
-    ``out/receiver.sqlite``. Writes ``out/events.jsonl`` and ``out/summary.json``; returns the
-    summary. ``bleak``: through the bleak API (``BleakScanner``/``BleakClient``), on the bleak
-    backend over bumble on ``transport_spec``, or with no transport on the host's own stack.
-    ``record``: where the core's inputs and outputs are written for ``cgmsim replay``.
-    ``insecure`` (lab only): go on with a sensor that fails the security checks
-    (``sim.links.gatt_client.InsecureSensor``); the summary says so. ``out`` is made private
-    (0700), as are the store and the keys in it."""
+    and run the receiver for ``days`` of session time, or ``until_ended`` (the sensor's session
+    is over and the receiver holds all it made), or until SIGINT/SIGTERM, committing to
+    ``out/receiver.sqlite`` and keeping ``out``'s run files (``sim.rundir.receiver_folder``)
+    up to date as it goes; returns the summary. ``bleak``: through the bleak API
+    (``BleakScanner``/``BleakClient``), on the bleak backend over bumble on ``transport_spec``,
+    or with no transport on the host's own stack. ``record``: where the core's inputs and
+    outputs are written for ``cgmsim replay``. ``insecure`` (lab only): go on with a sensor that
+    fails the security checks (``sim.links.gatt_client.InsecureSensor``); the summary says so.
+    ``on_record``: called with each events.jsonl record as it is committed (the readings of a
+    backfill together, as one ``backfill`` record). ``out`` is made private (0700), as are the
+    store and the keys in it."""
     private_dir(out)
     host_bonds = HostBonds(keys) if keys is not None and bleak and transport_spec is None else None
     stop = _stopper()
@@ -382,6 +359,8 @@ async def run_receiver(
             )
             await device.power_on()
         make_client: ClientFactory | None = None
+        if on_record is not None:
+            on_record({"kind": "scanning", "peer": peer})
         if bleak:
             target, make_client = await _bleak_target(device, peer, passkey)
         else:
@@ -391,7 +370,9 @@ async def run_receiver(
         with ReceiverStore.open(out / "receiver.sqlite") as store:
             keeper = durable.DurableReceiver(store, f"receiver-{target}", fingerprint)
             collector = CollectorConfig(
-                _clock_at_zero(keeper), procedure_timeout_ms=session_ms(PROCEDURE_TIMEOUT_MS, speed)
+                _clock_at_zero(keeper),
+                procedure_timeout_ms=session_ms(PROCEDURE_TIMEOUT_MS, speed),
+                clock_tolerance_ms=clock_tolerance_ms(speed),
             )
             config = ReceiverConfig(profile, collector)
             resumed = keeper.resumed
@@ -411,9 +392,24 @@ async def run_receiver(
             writer = _recording(record, profile.name, None, "receiver", where)
             if writer is not None:
                 core = RecordingReceiver(core, writer, restored_from=state)  # type: ignore[assignment]
+            folder = ReceiverFolder(
+                out,
+                keeper,
+                profile,
+                collector.clock_at_zero,
+                {
+                    "days": days,
+                    "until_ended": until_ended,
+                    "speed": speed,
+                    "insecure": insecure,
+                },
+            )
             shown: Counter[str] = Counter()
             seen = {r.time_offset_min for r in keeper.readings()}
             pending: list[bool] = []
+            batch: list[dict[str, Any]] = []
+            paired = [0]  # pairings told so far
+            ended = asyncio.Event()
 
             def counters() -> dict[str, Any]:
                 return {
@@ -422,12 +418,48 @@ async def run_receiver(
                     "clock_at_zero": config.collector.clock_at_zero.isoformat(),
                 }
 
+            def extra() -> dict[str, Any]:
+                return {
+                    "role": "receiver",
+                    "link": f"hci:{transport_spec}" if transport_spec else "bleak",
+                    "transport": transport_spec,
+                    "api": "bleak" if bleak else "bumble",
+                    "peer": str(target),
+                    "speed": speed,
+                    "session_min": clock.now_ms() / MINUTE_MS,
+                    "connections": rx.connections,
+                    "pairings": rx.pairings,
+                    "duplicates": shown["duplicate"],
+                    "this_run": {
+                        "live_this_run": shown["live"],
+                        "backfilled_this_run": shown["backfill"],
+                    },
+                    "insecure": insecure,
+                    "weaknesses": rx.weaknesses,  # what --insecure let through
+                }
+
             def commit() -> None:
                 pending.clear()
-                keeper.commit(core, clock.now_ms(), counters)
+                now = clock.now_ms()
+                keeper.commit(core, now, counters)
+                folder.maybe_write(core, now, extra())
+                if on_record is not None:
+                    if rx.pairings > paired[0]:  # told before the link's own record
+                        paired[0] = rx.pairings
+                        batch.insert(
+                            0, {"t_min": now / MINUTE_MS, "kind": "paired", "peer": str(target)}
+                        )
+                    for record_ in _told(batch, core.session_start_ms or 0):
+                        on_record(record_)
+                batch.clear()
+                if until_ended and core.all_fetched():
+                    ended.set()
 
             def on_event(event: object) -> None:
-                keeper.add(event, event_json(event))
+                record_ = event_json(event)
+                keeper.add(event, record_)
+                if record_ is not None:
+                    batch.append(record_)
                 if isinstance(event, ReadingShown):
                     shown["backfill" if event.backfill else "live"] += 1
                     shown["duplicate"] += event.time_offset in seen
@@ -460,39 +492,48 @@ async def run_receiver(
             rx.insecure = insecure
             runner = asyncio.ensure_future(rx.run())
             end_ms = None if days is None else start_ms + round(days * 1440 * MINUTE_MS)
-            await _until(stop, clock, end_ms, runner)
-            await rx.close("receiver stopped")
-            runner.cancel()
+            waiter = asyncio.ensure_future(ended.wait())
+            try:
+                await _until(stop, clock, end_ms, runner, waiter)
+            finally:
+                waiter.cancel()
+            if not runner.done():  # a connection under way ends before the transport does
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
+            with contextlib.suppress(BaseBumbleError, OSError, asyncio.InvalidStateError):
+                await rx.close("receiver stopped")  # the sensor, or the transport, may be gone
             keeper.finish(core, clock.now_ms(), counters)
             if writer is not None:
                 writer.close()
             if runner.done() and not runner.cancelled() and runner.exception() is not None:
                 raise runner.exception()  # type: ignore[misc]  # e.g. PairingRefused
-            history = keeper.history()
-            readings = keeper.readings()
-    summary = {
-        "role": "receiver",
-        "transport": transport_spec,
-        "api": "bleak" if bleak else "bumble",
-        "peer": str(target),
-        "profile": profile.name,
-        "speed": speed,
-        "session_min": clock.now_ms() / MINUTE_MS,
-        "connections": rx.connections,
-        "pairings": rx.pairings,
-        "readings": {
-            "displayed": len(readings),
-            "live_this_run": shown["live"],
-            "backfilled_this_run": shown["backfill"],
-            "duplicates": shown["duplicate"],
-        },
-        "alerts": dict(Counter(e["alert"] for e in history if e["kind"] == "alert_raised")),
-        "insecure": insecure,
-        "weaknesses": rx.weaknesses,  # what --insecure let through (codes of gatt_client)
-    }
-    (out / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in history))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            summary = folder.write(core, clock.now_ms(), extra())
     return summary
+
+
+def _told(batch: list[dict[str, Any]], shift_ms: int) -> list[dict[str, Any]]:
+    """What a batch of events.jsonl records tells a person watching (``on_record``): the
+    readings of a backfill as one ``backfill`` record (how many, which offsets), the rest as
+    they are; ``t_min`` in the sensor's session time."""
+    told: list[dict[str, Any]] = []
+    backfill = [r for r in batch if r["kind"] == "reading" and r["backfill"]]
+    for record in batch:
+        if record["kind"] == "reading" and record["backfill"]:
+            if record is backfill[-1]:
+                offsets = [r["time_offset_min"] for r in backfill]
+                told.append(
+                    {
+                        "t_min": record["t_min"],
+                        "kind": "backfill",
+                        "readings": len(offsets),
+                        "first_offset_min": min(offsets),
+                        "last_offset_min": max(offsets),
+                    }
+                )
+            continue
+        told.append(record)
+    return [{**r, "t_min": r["t_min"] - shift_ms / MINUTE_MS} for r in told]
 
 
 def _recording(

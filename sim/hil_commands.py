@@ -5,8 +5,16 @@ Defaults where the contract is silent:
 
 - Time runs at 1x (``--realtime``) unless ``--speed X`` compresses it; give both sides the same.
 - The transmitter serves the whole session (``--days`` shortens it) and then stops; the
-  receiver runs until ``--days`` of session time have passed, or until SIGINT/SIGTERM. Both end
+  receiver runs until ``--days`` of session time have passed, or with ``--until-ended`` until
+  the sensor's session is over and all it made was fetched, or until SIGINT/SIGTERM. Both end
   cleanly on a signal: the receiver commits and writes its outputs first.
+- The receiver's OUT is a run folder as ``cgmsim simulate`` writes one (summary.json,
+  readings.csv, events.jsonl, in the sensor's session time: ``sim.rundir.receiver_folder``),
+  rewritten from its store at most once a second as the run goes.
+- Event lines: one line on stderr per notable event (the receiver: connected, paired,
+  backfilled N, phase, alert raised/cleared/acknowledged; the transmitter: collector
+  connected, paired, disconnected) when stderr is a terminal, or with ``--lines``; ``--quiet``
+  never.
 - The receiver finds the sensor by scanning for the CGM service unless given ``--peer``. Its
   bonds go to ``--keys`` (default ``OUT/keys.json``), so starting it again on the same ``--out``
   re-encrypts instead of pairing, and resumes its store.
@@ -114,6 +122,64 @@ _common = [
 ]
 
 
+_lines_option = click.option(
+    "--lines/--quiet",
+    "lines",
+    default=None,
+    help="One line on stderr per notable event (connected, paired, backfilled, alert, phase); "
+    "default: when stderr is a terminal.",
+)
+
+
+def _teller(lines: bool | None, role: str) -> Any:
+    """Where the event lines go: stderr, when asked or on a terminal; else nowhere (None)."""
+    if lines is False or (lines is None and not sys.stderr.isatty()):
+        return None
+
+    def tell(line: str) -> None:
+        click.echo(f"cgmsim {role}: {line}", err=True)
+
+    return tell
+
+
+def session_clock(t_min: float) -> str:
+    """A session time as a person reads it: ``day 2 14:05`` (day 1 is the first)."""
+    minutes = max(round(t_min), 0)
+    day, minute = divmod(minutes, 1440)
+    return f"day {day + 1} {minute // 60:02d}:{minute % 60:02d}"
+
+
+def event_line(record: dict[str, Any]) -> str | None:
+    """The line told for one receiver record (``sim.hil.run_receiver``'s ``on_record``), None
+    for what is not notable (a live reading)."""
+    kind = record["kind"]
+    if kind == "scanning":
+        return f"scanning for {record['peer'] or 'a CGM sensor (service 0x181F)'}"
+    at = session_clock(record["t_min"])
+    match kind:
+        case "link":
+            reason = f" ({record['reason']})" if record.get("reason") else ""
+            return f"{at} {'connected' if record['connected'] else 'disconnected'}{reason}"
+        case "paired":
+            return f"{at} paired with {record['peer']}"
+        case "backfill":
+            return (
+                f"{at} backfilled {record['readings']} readings "
+                f"(session min {record['first_offset_min']}-{record['last_offset_min']})"
+            )
+        case "phase":
+            return f"{at} phase {record['phase']}"
+        case "alert_raised":
+            return f"{at} ALERT {record['alert']}: {record['reason']}"
+        case "alert_repeated":
+            return f"{at} alert {record['alert']} again"
+        case "alert_cleared":
+            return f"{at} alert {record['alert']} cleared"
+        case "alert_acknowledged":
+            return f"{at} alert {record['alert']} acknowledged"
+    return None
+
+
 _record_option = click.option(
     "--record",
     type=click.Path(dir_okay=False, path_type=pathlib.Path),
@@ -161,6 +227,7 @@ def _with_common(function: Any) -> Any:
     help="Once the sensor has a bond, drop connections from collectors it has no bond with.",
 )
 @_record_option
+@_lines_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
 def transmitter_command(
     transport: str,
@@ -179,6 +246,7 @@ def transmitter_command(
     rpa_interval: float,
     bonded_only: bool,
     record: pathlib.Path | None,
+    lines: bool | None,
     as_json: bool,
 ) -> None:
     """Serve a simulated sensor session as a CGM sensor on a BLE controller: advertise the CGM
@@ -214,6 +282,7 @@ def transmitter_command(
             rpa_interval_s=rpa_interval,
             bonded_only=bonded_only,
             max_bonds=max_bonds,
+            on_line=_teller(lines, "transmitter"),
         ),
         transport,
     )
@@ -224,6 +293,18 @@ def transmitter_command(
             f"session {summary['session_min']:.0f} min: {len(summary['readings'])} readings made, "
             f"{summary['sent_over_air']} values sent, {summary['connections']} connections"
         )
+
+
+def _told(tell: Any) -> Any:
+    if tell is None:
+        return None
+
+    def on_record(record: dict[str, Any]) -> None:
+        line = event_line(record)
+        if line is not None:
+            tell(line)
+
+    return on_record
 
 
 @click.command(name="receiver")
@@ -248,6 +329,11 @@ def transmitter_command(
     help="Session time to run for (default: until SIGINT/SIGTERM).",
 )
 @click.option(
+    "--until-ended",
+    is_flag=True,
+    help="Stop once the sensor's session is over and every reading it made was fetched.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=pathlib.Path),
     default=pathlib.Path("out/receiver"),
@@ -260,6 +346,7 @@ def transmitter_command(
     help="LAB USE ONLY: accept a sensor that serves CGM data without encryption or pairs "
     "without authenticated LE Secure Connections (warned on every run, noted in summary.json).",
 )
+@_lines_option
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json at the end.")
 def receiver_command(
     transport: str | None,
@@ -272,14 +359,17 @@ def receiver_command(
     max_bonds: int,
     peer: str | None,
     days: float | None,
+    until_ended: bool,
     out: pathlib.Path,
     record: pathlib.Path | None,
     insecure: bool,
+    lines: bool | None,
     as_json: bool,
 ) -> None:
     """Run the receiver firmware against a CGM sensor over a BLE controller: connect, pair
     (or re-encrypt with the bond), read, subscribe, backfill, alert. Writes OUT/receiver.sqlite
-    as it goes, and OUT/events.jsonl and OUT/summary.json at the end.
+    and the run files (summary.json, readings.csv, events.jsonl: cgmsim report and export read
+    them) as it goes.
 
     Security: the sensor must keep its CGM data from unencrypted links and pair with LE Secure
     Connections and the passkey; any other sensor is refused (one line, exit 2) and its bond
@@ -322,6 +412,8 @@ def receiver_command(
                 record=record,
                 insecure=insecure,
                 max_bonds=max_bonds,
+                until_ended=until_ended,
+                on_record=_told(_teller(lines, "receiver")),
             ),
             transport or "bleak",
         )

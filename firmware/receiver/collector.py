@@ -167,6 +167,10 @@ class CollectorConfig:
     # racp.PROCEDURE_TIMEOUT_MS in session time (a driver whose session clock runs X times
     # faster than the link's gives 30 s * X)
     procedure_timeout_ms: int = PROCEDURE_TIMEOUT_MS
+    # How far the sensor's session clock may seem to move between two looks at it: the time
+    # offset's minute resolution, plus (a driver at --speed X) the air's latency in session
+    # time. Beyond it, a record is ahead of the clock, or a Status tells of a new session.
+    clock_tolerance_ms: int = MINUTE_MS
 
 
 class Collector:
@@ -179,7 +183,8 @@ class Collector:
         self.seen: set[int] = set()  # time offsets received this session
         self.last_offset: int | None = None
         # The session start the receiver learnt from Status (None: not yet). A record taken
-        # more than a minute after now by it is refused before its offset is marked seen.
+        # more than ``clock_tolerance_ms`` after now by it is refused before its offset is
+        # marked seen.
         self.session_start_ms: int | None = None
         self.pending: Request | None = None  # the ATT request in flight
         self.retry: Request | None = None  # a write answered "busy", sent again at retry_at_ms
@@ -414,7 +419,7 @@ class Collector:
         low, high = self.holes
         have = sum(1 for t in self.seen if low <= t <= high)
         if number <= have:  # the sensor holds nothing we lack: the holes were never made
-            self.absent.update(t for t in self._missing() if low <= t <= high)
+            self.absent.update(t for t in self.missing() if low <= t <= high)
             self._reconcile(now_ms)
             return
         report = racp.request(
@@ -517,7 +522,7 @@ class Collector:
 
     # --- making sure nothing is missing ---
 
-    def _missing(self) -> list[int]:
+    def missing(self) -> list[int]:
         """Offsets from the session start to the last record received that never came and
         are not known to be absent on the sensor (the first reading after warm-up may be the
         one lost: nothing older would show the gap)."""
@@ -533,7 +538,7 @@ class Collector:
         """After a transfer (or a gap in live records): count what the sensor holds where
         records are missing; ask for them again, or learn that the sensor never made them.
         After a backfill, then count what it holds after the newest record received."""
-        missing = self._missing()
+        missing = self.missing()
         if not missing and self.verify_tail:
             self._count_tail(now_ms)
             return
@@ -561,7 +566,8 @@ class Collector:
     def _accept(self, record: MeasurementRecord, backfill: bool, now_ms: int) -> bool:
         """Pass a record on once; False when it is refused (not marked seen)."""
         start = self.session_start_ms
-        if start is not None and start + record.time_offset * MINUTE_MS > now_ms + MINUTE_MS:
+        tolerance = self.config.clock_tolerance_ms
+        if start is not None and start + record.time_offset * MINUTE_MS > now_ms + tolerance:
             # Ahead of the session's clock (minute resolution): not a reading yet. Refused
             # without marking its offset seen, so the genuine record can still come.
             self._reject(

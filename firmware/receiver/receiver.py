@@ -226,6 +226,28 @@ class Receiver:
         ends += [t for t in (self.failed_at_ms, self.stopped_at_ms) if t is not None]
         return min(ends)
 
+    def all_fetched(self) -> bool:
+        """The sensor stopped measuring (session over, stopped or failed) and the receiver has
+        synced with it since, or (the sensor gone after it stopped) holds every record up to
+        its last interval: nothing more will come from this session."""
+        stopped = self._measuring_stopped_ms()
+        if stopped is None:
+            return False
+        collector = self.collector
+        synced = collector.synced_at_ms
+        if synced is not None and synced >= stopped:
+            return True
+        last = collector.last_offset
+        return (
+            not collector.connected_now
+            and self.now_ms >= stopped
+            and last is not None
+            and self.session_start_ms is not None
+            and self.session_start_ms + last * MINUTE_MS + self.config.profile.reading_interval_ms
+            >= stopped
+            and not collector.missing()
+        )
+
     def _next_check_ms(self) -> int | None:
         """When a reading is overdue while connected: half a reading interval after the next
         one was due (from the newest received, or the end of warm-up), then every interval.
@@ -248,7 +270,8 @@ class Receiver:
 
     def _status(self, time_offset: int, status: int, now_ms: int) -> None:
         start = now_ms - time_offset * MINUTE_MS
-        if self.session_start_ms is None or abs(start - self.session_start_ms) > MINUTE_MS:
+        tolerance = self.config.collector.clock_tolerance_ms
+        if self.session_start_ms is None or abs(start - self.session_start_ms) > tolerance:
             new_session = self.session_start_ms is not None
             self.session_start_ms = self.collector.session_start_ms = start
             self.failed_at_ms = self.stopped_at_ms = None

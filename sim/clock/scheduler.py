@@ -122,6 +122,13 @@ class Scheduler:
         self._heap: list[tuple[int, int, int, _Entry]] = []  # (time, priority, order, entry)
         self._seq = itertools.count()
         self._wake: asyncio.Future[None] | None = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        """End ``run_until`` now (a person stopped a live run): what is due later never runs."""
+        self.stopped = True
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def call_at(
         self, t_ms: int, priority: Priority, callback: Callable[[], Awaitable[None] | None]
@@ -147,7 +154,7 @@ class Scheduler:
         after the end."""
         clock = self.clock
         last, steps, final_pass = None, 0, -1
-        while True:
+        while not self.stopped:
             due = self.next_time()
             if due is not None and due > end_ms:
                 due = None

@@ -18,9 +18,9 @@ from firmware.profiles import G7
 from firmware.receiver.collector import CollectorConfig
 from firmware.receiver.receiver import RECONNECT_MS, Receiver, ReceiverConfig
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
+from sim.clock.live import LiveClock, session_ms
 from sim.conformance.collector_runner import SENSOR_ADDRESS, CollectorOptions, serve
 from sim.conformance.registry import Case, Result
-from sim.hil import LiveClock, session_ms
 from sim.links.ble import in_process_device
 from sim.links.ble_receiver import BleReceiver
 

@@ -26,6 +26,7 @@ from firmware.profiles import G6, G7, MINUTE_MS
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
 from sim import hil
+from sim.clock.live import LiveClock, session_ms
 from sim.conformance.collector_cases import collector_cases
 from sim.conformance.collector_script import CollectorOptions, Script
 from sim.conformance.registry import (
@@ -35,7 +36,6 @@ from sim.conformance.registry import (
 )
 from sim.conformance.scripted_sensor import ScriptedSensor
 from sim.fuzz import corpus
-from sim.hil import LiveClock, session_ms
 
 SENSOR_ADDRESS = "C0:CA:FE:00:00:5C"  # random static
 START_MS = 3 * 60 * MINUTE_MS  # the session three hours in: 36 records stored

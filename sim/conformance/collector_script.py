@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from firmware.profiles import MINUTE_MS
+from sim.clock.live import LiveClock
 from sim.conformance.registry import Inconclusive
 from sim.conformance.scripted_sensor import AirEvent, ScriptedSensor
 from sim.fuzz import corpus
-from sim.hil import LiveClock
 
 SAMPLE_MS = corpus.SAMPLE_MS
 T = TypeVar("T")

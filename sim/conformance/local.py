@@ -16,11 +16,11 @@ from bumble.link import LocalLink
 from firmware.events import SensorSample
 from firmware.profiles import MINUTE_MS
 from firmware.transmitter.server import Transmitter
+from sim.clock.live import LiveClock
 from sim.conformance.attacker import SecurityOptions
 from sim.conformance.registry import Case, Result
 from sim.conformance.runner import TESTER_ADDRESS, SensorRun
 from sim.fuzz import corpus
-from sim.hil import LiveClock
 from sim.links.ble import BleTransmitter, in_process_device
 from sim.links.ble_security import Privacy, RepeatedAttempts
 

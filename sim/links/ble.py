@@ -425,9 +425,9 @@ class BleTransmitter:
         if self.timer is not None:
             self.timer.arm()
 
-    def sample(self, sample: SensorSample) -> None:
-        """A sensor sample at ``now_ms()``."""
-        self.core.sample(sample, self.now_ms())
+    def sample(self, sample: SensorSample, t_ms: int | None = None) -> None:
+        """A sensor sample taken at ``t_ms`` (default: ``now_ms()``)."""
+        self.core.sample(sample, self.now_ms() if t_ms is None else t_ms)
         self._feed()
 
     def handle_timer(self) -> None:

@@ -146,8 +146,8 @@ class BleLink:
     def start(self, connect_at_ms: int) -> None:
         self._connect_at(connect_at_ms)
 
-    def sample(self, sample: SensorSample) -> None:
-        self.tx.sample(sample)  # at the scheduler's now, out on the air
+    def sample(self, sample: SensorSample, t_ms: int) -> None:
+        self.tx.sample(sample, t_ms)  # at the scheduler's now, out on the air
 
     async def out_of_range(self, until_ms: int) -> None:
         """The sensor goes out of range: the link drops and it stops advertising until

@@ -182,11 +182,10 @@ class MemoryLink:
         """The receiver connects at ``connect_at_ms``."""
         self._connect_at(connect_at_ms)
 
-    def sample(self, sample: SensorSample) -> None:
-        """The transmitter takes the sensor's sample now, and says what it has to."""
-        now = self._now()
-        self.tx.sample(sample, now)
-        self.pump(now)
+    def sample(self, sample: SensorSample, t_ms: int) -> None:
+        """The transmitter takes the sensor's sample (now, ``t_ms``), and says what it has to."""
+        self.tx.sample(sample, t_ms)
+        self.pump(t_ms)
 
     def out_of_range(self, until_ms: int) -> None:
         """The sensor goes out of range now: the link drops, and comes back at ``until_ms``."""

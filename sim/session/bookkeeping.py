@@ -124,6 +124,7 @@ class Recorder:
         """The transmitter's newest record before and after a sample: note a new one."""
         if after is not None and after is not before:
             row = self.rows[after.time_offset // 5]
+            row.made = True
             row.sensor_mgdl = after.glucose if isinstance(after.glucose, float) else None
 
     def row(self, time_offset: int) -> SampleRow | None:
@@ -172,9 +173,10 @@ class Bookkeeper:
         self.lost_before = 0  # notifications lost by the processes this one resumes
         self.lost: Callable[[], int] = lambda: 0
 
-    def transmitter(self) -> Transmitter:
-        """The session's transmitter core, recorded when recording."""
-        core = build_transmitter(self.config, self.session)
+    def transmitter(self, procedure_timeout_ms: int | None = None) -> Transmitter:
+        """The session's transmitter core, recorded when recording (``procedure_timeout_ms``:
+        ``build_transmitter``'s)."""
+        core = build_transmitter(self.config, self.session, procedure_timeout_ms)
         if self.recording is None:
             return core
         return cast(Transmitter, RecordingTransmitter(core, self.recording))
@@ -293,10 +295,12 @@ class Bookkeeper:
             return now, self._receiver(Receiver(self.receiver_config, now), None)
         return now, self._receiver(Receiver.restore(self.receiver_config, state, now), state)
 
-    def finish(self, receiver: Receiver) -> SimulationResult:
-        """The session is over: the last commit, and what it gives back."""
-        if self.keeper is not None:
-            self.keeper.finish(receiver, self.session.end_ms, self.counters)
+    def finish(self, receiver: Receiver | None, end_ms: int | None = None) -> SimulationResult:
+        """The session is over (at ``end_ms``, when stopped before its end): the last commit,
+        and what it gives back. ``receiver`` None: the receiver was another device."""
+        end_ms = self.session.end_ms if end_ms is None else end_ms
+        if self.keeper is not None and receiver is not None:
+            self.keeper.finish(receiver, end_ms, self.counters)
         self.recorder.finish()
         recorder = self.recorder
         return SimulationResult(
@@ -305,8 +309,8 @@ class Bookkeeper:
             events=recorder.events,
             duplicates=recorder.duplicates,
             notifications_lost=self.lost_before + self.lost(),
-            frame_errors=receiver.collector.frame_errors,
-            end_min=self.session.end_ms / MINUTE_MS,
+            frame_errors=0 if receiver is None else receiver.collector.frame_errors,
+            end_min=end_ms / MINUTE_MS,
         )
 
 

@@ -26,8 +26,9 @@ class Link(Protocol):
     drives it. Times are session milliseconds; each call happens at the scheduler's now."""
 
     @property
-    def receiver(self) -> Receiver:
-        """The receiver core on the far side (a new one after a restart)."""
+    def receiver(self) -> Receiver | None:
+        """The receiver core on the far side (a new one after a restart); None when the far
+        side is another device (the transmitter on a controller facing a receiver)."""
 
     @property
     def lost(self) -> int:
@@ -40,8 +41,9 @@ class Link(Protocol):
         """The receiver connects at ``connect_at_ms`` (and again after each link loss); the
         session clock begins when this returns."""
 
-    def sample(self, sample: SensorSample) -> None:
-        """The transmitter takes the sensor's sample, and sends what it has to."""
+    def sample(self, sample: SensorSample, t_ms: int) -> None:
+        """The transmitter takes the sensor's sample of ``t_ms`` (the scheduler's now, which a
+        live loop may reach late), and sends what it has to."""
 
     def out_of_range(self, until_ms: int) -> Awaitable[None] | None:
         """The sensor goes out of range: the link drops; no connection before ``until_ms``."""
@@ -74,13 +76,19 @@ class Engine:
         self.books, self.core, self.start_ms = books, core, start_ms
         self.scheduler = Scheduler(clock, after_instant=self._commit)
         self.link: Link | None = None
+        self.lag_ms = 0  # the most a sample came late (a live clock on a busy host)
 
     def attach(self, link: Link) -> None:
         self.link = link
 
     def _commit(self, now_ms: int) -> None:
-        if self.link is not None:
-            self.books.commit(self.link.receiver, now_ms)
+        receiver = None if self.link is None else self.link.receiver
+        if receiver is not None:
+            self.books.commit(receiver, now_ms)
+
+    def stop(self) -> None:
+        """End the session now (a live run stopped by a person): ``run`` returns what it has."""
+        self.scheduler.stop()
 
     def on_event(self, event: object) -> None:
         """Every receiver event goes here (the link calls it)."""
@@ -94,9 +102,10 @@ class Engine:
         """One press per acknowledgement due; each moves what the receiver then says (a repeat
         of another alert due at this very moment sounds then, acknowledged after its delay)."""
         assert self.link is not None
-        now = self.scheduler.clock.now_ms()
+        now, receiver = self.scheduler.clock.now_ms(), self.link.receiver
+        assert receiver is not None, "acknowledgements are pressed on a receiver core"
         for alert in self.books.due(now):
-            if self.books.press(self.link.receiver, alert, now):
+            if self.books.press(receiver, alert, now):
                 self.link.receiver_acted()
 
     def _hold_after(self, t_ms: int) -> int:
@@ -121,7 +130,8 @@ class Engine:
             await started
         await scheduler.run_until(end_ms)
         await link.close()
-        return books.finish(link.receiver)
+        stopped_at = min(scheduler.clock.now_ms(), end_ms) if scheduler.stopped else None
+        return books.finish(link.receiver, stopped_at)
 
     def _next_sample(self, t_ms: int) -> None:
         if t_ms <= self.books.session.end_ms:
@@ -129,7 +139,9 @@ class Engine:
 
     def _sample(self, t_ms: int) -> None:
         assert self.link is not None
-        self.books.take_sample(self.core, t_ms, self.link.sample)
+        link = self.link
+        self.lag_ms = max(self.lag_ms, self.scheduler.clock.now_ms() - t_ms)
+        self.books.take_sample(self.core, t_ms, lambda sample: link.sample(sample, t_ms))
         self._next_sample(t_ms + SAMPLE_MS)
 
     def _restart(self) -> Awaitable[None] | None:

@@ -15,6 +15,7 @@ class SampleRow:
 
     time_offset_min: int
     reference_mgdl: float
+    made: bool = False  # the transmitter made a record (with a glucose value or not)
     sensor_mgdl: float | None = None  # the record's value, when the transmitter made one
     displayed: str | None = None
     trend_mgdl_min: float | None = None
