@@ -38,12 +38,9 @@ from firmware.receiver.collector import (
     WriteRequest,
 )
 from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
-from firmware.transmitter.algorithm import FactoryCalibration
 from firmware.transmitter.server import Transmitter, TransmitterConfig
+from tests.firmware.test_receiver_checks import CAL, COUNTS, SAMPLE_MS
 
-CAL = FactoryCalibration(770.0, 25_700.0)
-SAMPLE_MS = 5 * MINUTE_MS
-COUNTS = round(120 * CAL.sensitivity_counts_per_mgdl + CAL.background_counts)
 AIR_MS = 1_500  # one way, per GATT message: a pty controller at --speed 600 or so
 JOIN_MS = 3 * 60 * MINUTE_MS  # the sensor has been in session for 3 h
 CONFIG = ReceiverConfig(G7, CollectorConfig(datetime.datetime(2026, 1, 5)))
