@@ -16,6 +16,7 @@ from protocol.cgms.codecs import codec_for
 from protocol.errors import ProtocolError
 from sim.bonds_command import bonds_command
 from sim.conformance.command import conformance_command
+from sim.dongles import dongles_command
 from sim.fuzz.command import command as fuzz_command
 from sim.hil_commands import receiver_command, transmitter_command
 from sim.population.command import command as population_command
@@ -422,6 +423,7 @@ cli.add_command(fuzz_command)
 cli.add_command(replay_command)
 cli.add_command(population_command)
 cli.add_command(conformance_command)
+cli.add_command(dongles_command)
 
 
 def main() -> NoReturn:

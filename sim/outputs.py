@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import pathlib
 from collections import Counter
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from firmware.profiles import MINUTE_MS
-from sim.metrics import accuracy, in_measuring_range
+from sim.rundir.glycemia import displayed_accuracy
 from sim.session.result import SimulationResult
 
 READINGS_COLUMNS = (
@@ -33,16 +34,10 @@ def summary(result: SimulationResult, link: str, wall_seconds: float) -> dict[st
     delivered = Counter(r.delivery for r in generated)
     displayed = [r for r in rows if r.displayed is not None]
     alerts = Counter(e["alert"] for e in result.events if e["kind"] == "alert_raised")
-    pairs = [
-        (r.reference_mgdl, float(r.sensor_mgdl)) for r in displayed if r.sensor_mgdl is not None
-    ]
-    scored, outside = None, 0
-    if pairs:
-        reference, sensor = np.array(pairs).T
-        paired = in_measuring_range(reference)
-        outside = int(np.count_nonzero(~paired))
-        if paired.any():
-            scored = accuracy(reference[paired], sensor[paired])
+    scored, outside = displayed_accuracy(
+        np.array([r.reference_mgdl for r in displayed], dtype=float),
+        np.array([math.nan if r.sensor_mgdl is None else r.sensor_mgdl for r in displayed]),
+    )
     return {
         "profile": profile.name,
         "seed": result.config.seed,
@@ -115,7 +110,7 @@ def write_all(
             writer.writerow(
                 [
                     row.time_offset_min,
-                    f"{row.reference_mgdl:.1f}",
+                    repr(row.reference_mgdl),  # unrounded: the report scores what we scored
                     "" if row.sensor_mgdl is None else f"{row.sensor_mgdl:g}",
                     row.displayed or "",
                     "" if row.trend_mgdl_min is None else f"{row.trend_mgdl_min:g}",

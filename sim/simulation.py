@@ -37,6 +37,7 @@ from sim import durable
 from sim.clock.scheduler import VirtualClock
 from sim.links.ble_link import BleLink
 from sim.links.memory import MemoryLink
+from sim.links.session_snoop import SessionSnooper
 from sim.recording import RecordingWriter
 from sim.session.bookkeeping import Bookkeeper, Progress, recording_header
 from sim.session.config import SimulationConfig
@@ -80,7 +81,9 @@ def _link(
         rng=rng,
         on_receiver_event=engine.on_event,
         receiver_api=RECEIVER_APIS[name],
-        capture=capture,
+        capture=None
+        if capture is None
+        else SessionSnooper(capture, clock.now_ms, books.config.clock_at_zero),
     )
 
 
@@ -100,8 +103,9 @@ def run(
     session (a killed process) resumes where the last commit left it. ``record``: where both
     cores' inputs and outputs are written for ``cgmsim replay`` (``sim.recording``; gzip when
     the name ends in ``.gz``). ``capture`` (BLE links): the receiver's HCI traffic as a btsnoop
-    log, which tshark decodes. ``progress(done_ms, end_ms)`` is called after every sensor
-    sample. ``stats`` (BLE links) gets the connections made, pairings done and values sent."""
+    log, which tshark decodes, stamped with session time (``sim.links.session_snoop``).
+    ``progress(done_ms, end_ms)`` is called after every sensor sample. ``stats`` (BLE links)
+    gets the connections made, pairings done and values sent."""
     if link not in LINKS:
         raise ValueError(f"link is one of {', '.join(LINKS)}, not {link!r}")
     if capture is not None and link not in RECEIVER_APIS:

@@ -25,8 +25,11 @@ Choices where the spec is silent (tested in tests/firmware/test_alerts.py):
   grace_period when grace ends. Of several overdue reminders of one series (after a restart)
   only the latest is raised.
 - *Signal loss* counts from the last reading received (or warm-up end, or the end of a sensor
-  issue) and is not raised while a sensor issue explains the silence; a sensor issue learnt
-  while signal loss is raised clears it (the sensor answers: the signal is there).
+  issue, or when the receiver began listening: ``listening``) and is not raised while a sensor
+  issue explains the silence; a sensor issue learnt while signal loss is raised clears it (the
+  sensor answers: the signal is there). A receiver that joins a sensor already in session, or
+  whose process restarts, has not gone 20 min without a reading before it could receive one:
+  it gets the signal-loss interval to connect and backfill, as after warm-up.
 - *Sensor issue* ends when the sensor says so or a current reading arrives (the sensor
   withholds readings only during the issue).
 - *Sensor failure* is final: it clears every other alert, and no reminders follow. So is a
@@ -298,6 +301,11 @@ class AlertEngine:
         self._tick(now_ms)  # the phase is over: glucose alerts, signal loss, issue clear
         self._raise(A.REPLACE_SENSOR, now_ms, "session stopped: replace sensor")
         self._sound(now_ms)
+
+    def listening(self, now_ms: int) -> None:
+        """The receiver (re)starts listening at ``now_ms``: it joined the session late, or its
+        process restarted. Signal loss counts from then at the earliest (module docstring)."""
+        self._signal_base_ms = max(self._signal_base_ms, now_ms)
 
     @property
     def sensor_issue(self) -> bool:

@@ -131,6 +131,7 @@ class Receiver:
                 if alerts
                 else AlertEngine(config.alerts, config.profile, receiver.session_start_ms)
             )
+            receiver.alerts.listening(now_ms)  # back: its chance to backfill comes first
             receiver._update_phase(now_ms)  # it may have moved on while the receiver was down
         return receiver
 
@@ -278,6 +279,7 @@ class Receiver:
             if new_session:
                 self.collector.forget_session()
             self.alerts = AlertEngine(self.config.alerts, self.config.profile, start)
+            self.alerts.listening(now_ms)  # joined now: its chance to backfill comes first
         malfunction = bool(status & StatusFlags.SENSOR_MALFUNCTION)
         stopped = bool(status & StatusFlags.SESSION_STOPPED)
         if malfunction and stopped:  # failed: it stopped measuring for good

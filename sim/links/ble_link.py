@@ -20,9 +20,9 @@ instant. So both links give the same readings, the same notifications to lose, t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import BinaryIO
 
 import numpy as np
+from bumble.snoop import Snooper
 
 from firmware.events import SensorSample
 from firmware.receiver.receiver import Receiver
@@ -52,7 +52,7 @@ class BleLink:
         rng: np.random.Generator,
         on_receiver_event: Callable[[object], None],
         receiver_api: str = "bumble",
-        capture: BinaryIO | None = None,
+        capture: Snooper | None = None,
     ) -> None:
         if receiver_api not in RECEIVER_APIS:
             raise ValueError(f"receiver_api is bumble or bleak, not {receiver_api!r}")
@@ -63,9 +63,7 @@ class BleLink:
         self.tx_device = in_process_device(self.air, "transmitter", "F0:F0:F0:F0:F0:F1")
         self.rx_device = in_process_device(self.air, "receiver", "F0:F0:F0:F0:F0:F0")
         if capture is not None:
-            from bumble.snoop import BtSnooper
-
-            self.rx_device.host.snooper = BtSnooper(capture)
+            self.rx_device.host.snooper = capture
         self.tx = BleTransmitter(
             self.tx_device,
             transmitter,

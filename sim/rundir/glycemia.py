@@ -13,9 +13,11 @@
   of the grace period, an ``ended``/``failed`` phase or the end of the run, whichever is first).
   The consensus asks for at least 70 % over 14 days; a sensor session is 10 days, so the report
   states the days of data next to the percentage.
-- Accuracy is recomputed from readings.csv by ``sim.metrics.accuracy`` over the displayed rows
-  with a sensor value and a reference (readings.csv keeps the reference to 0.1 mg/dL, so MARD
-  can differ from summary.json's in the last decimals).
+- Accuracy is scored by ``displayed_accuracy`` over the displayed rows with a sensor value and
+  a reference in the measuring range. ``cgmsim simulate`` scores summary.json's figures with the
+  same function over the same rows, and readings.csv keeps the reference unrounded (Python's
+  shortest round-trip form), so the report recomputed from the files of any run directory gives
+  summary.json's numbers to the last bit.
 - AGP: displayed readings by wall-clock time of day (``Run.clock_at_zero``) in 15-min bins;
   per bin the 5th, 25th, 50th, 75th and 95th percentiles (numpy's linear interpolation), not
   smoothed; a bin with no reading is NaN.
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.metrics import accuracy, in_measuring_range, session_metrics
+from sim.metrics import Accuracy, accuracy, in_measuring_range, session_metrics
 from sim.rundir.files import ALERT_ORDER, Run
 
 AGP_BIN_MIN = 15
@@ -125,11 +127,25 @@ def readings_summary(run: Run) -> dict[str, Any]:
     }
 
 
+def displayed_accuracy(
+    reference_mgdl: np.ndarray, sensor_mgdl: np.ndarray
+) -> tuple[Accuracy | None, int]:
+    """Accuracy of the displayed readings: ``reference_mgdl`` and ``sensor_mgdl`` hold one value
+    per displayed reading (sensor NaN where the transmitter gave no value). Pairs whose reference
+    lies outside the measuring range (40-400 mg/dL) or is missing are not scored; the second
+    value counts them. None when nothing is left to score."""
+    paired = ~np.isnan(sensor_mgdl)
+    scored = paired & in_measuring_range(reference_mgdl)
+    outside = int(np.count_nonzero(paired & ~scored))
+    if not scored.any():
+        return None, outside
+    return accuracy(reference_mgdl[scored], sensor_mgdl[scored]), outside
+
+
 def accuracy_summary(run: Run) -> dict[str, Any] | None:
-    pick = run.shown & ~np.isnan(run.sensor_mgdl) & in_measuring_range(run.reference_mgdl)
-    if not pick.any():
+    scored, _ = displayed_accuracy(run.reference_mgdl[run.shown], run.sensor_mgdl[run.shown])
+    if scored is None:
         return None
-    scored = accuracy(run.reference_mgdl[pick], run.sensor_mgdl[pick])
     return {
         "pairs": scored.pairs,
         "mard": scored.mard,

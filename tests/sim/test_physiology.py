@@ -301,11 +301,10 @@ def test_a_session_whose_reference_falls_out_of_the_measuring_range_is_scored_in
         import csv
 
         rows = [r for r in csv.DictReader(handle) if r["displayed"] and r["sensor_mgdl"]]
-    # readings.csv rounds the reference to 0.1 mg/dL: one at 39.96 reads 40.0
-    surely_out = [r for r in rows if not 39.95 <= float(r["reference_mgdl"]) <= 400.05]
-    maybe_out = [r for r in rows if not 40.05 <= float(r["reference_mgdl"]) <= 399.95]
-    assert surely_out, "the night low takes the reference below 40 mg/dL"
-    assert len(surely_out) <= scored["pairs_outside_range"] <= len(maybe_out)
+    # readings.csv keeps the reference unrounded: the same pairs are out as summary.json says
+    out = [r for r in rows if not 40 <= float(r["reference_mgdl"]) <= 400]
+    assert out, "the night low takes the reference below 40 mg/dL"
+    assert scored["pairs_outside_range"] == len(out)
     assert scored["pairs"] + scored["pairs_outside_range"] == len(rows)
     report = subprocess.run(
         [str(cgmsim), "report", str(tmp_path)], capture_output=True, text=True, timeout=120
