@@ -15,7 +15,6 @@ import termios
 import time
 import tty
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any, Protocol, TextIO
 
 from firmware.receiver.alerts import AlertName
@@ -50,12 +49,7 @@ class Keys:
             tty.setcbreak(self.fd, termios.TCSANOW)
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -95,12 +89,7 @@ class Screen:
     def __enter__(self) -> Screen:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def size(self) -> tuple[int, int]:

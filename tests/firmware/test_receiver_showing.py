@@ -21,9 +21,9 @@ from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
 from firmware.transmitter.algorithm import FactoryCalibration
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim.links.memory import MemoryLink
+from tests.support.cores import run_cores
 
 CAL = FactoryCalibration(770.0, 25_700.0)
-SAMPLE_MS = 5 * MINUTE_MS
 
 
 def counts(glucose_mgdl: float) -> int:
@@ -46,21 +46,14 @@ class Session:
         glucose: Callable[[int], float] = lambda t: 120.0,
         state: Callable[[int], SensorState] = lambda t: SensorState.OK,
     ) -> None:
-        while True:
-            next_sample = (self.now // SAMPLE_MS + 1) * SAMPLE_MS
-            timers = [t for t in (self.tx.get_timer(), self.rx.get_timer()) if t is not None]
-            now = min([next_sample, *timers])
-            if now > until_ms:
-                break
-            self.now = now
-            if now == next_sample:
-                self.tx.sample(SensorSample(counts(glucose(now)), state(now)), now)
-                self.link.pump(now)
-            if (t := self.tx.get_timer()) is not None and t <= now:
-                self.tx.handle_timer(now)
-            if (t := self.rx.get_timer()) is not None and t <= now:
-                self.rx.handle_timer(now)
-            self.link.pump(now)
+        run_cores(
+            self.tx,
+            self.rx,
+            self.link,
+            self.now,
+            until_ms,
+            lambda t: SensorSample(counts(glucose(t)), state(t)),
+        )
         self.now = until_ms
 
 
