@@ -140,8 +140,9 @@ class Screen:
         self._drawn = max(len(lines), 1)
 
     def close(self) -> None:
-        """Leave the last frame on the screen with the cursor below it, visible again."""
+        """Leave the last frame on the screen with the cursor below it, visible again (a frame
+        cut short by Ctrl-C is ended first)."""
         if self._drawn:
-            self.stream.write(f"{CSI}{self._drawn};1H\r\n{SHOW_CURSOR}")
+            self.stream.write(f"{END_FRAME}{CSI}0m{CSI}{self._drawn};1H\r\n{SHOW_CURSOR}")
             self.stream.flush()
             self._drawn = 0
