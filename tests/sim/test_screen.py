@@ -20,6 +20,7 @@ from sim import simulation
 from sim.cli import cli
 from sim.screen import LinkState, Screen, View
 from sim.screen.paced import FRAME_S, PacedSession
+from sim.screen.view import clock
 from sim.session.config import SimulationConfig
 from sim.session.engine import Engine
 from sim.signal.traces import load_trace
@@ -195,3 +196,25 @@ def test_the_vt100_interpreter_wraps_scrolls_and_erases_as_a_terminal_does():
     assert t.frames[-1] == ["xyz", "0123456789", "AB"]
     t.feed("\x1b[2;5H\x1b[1K\x1b[3;1H\x1b[J\x1b[?2026l")
     assert t.frames[-1] == ["xyz", "     56789", ""]
+
+
+def test_a_whole_session_counts_down_to_expiry_then_grace_then_says_replace_sensor():
+    """G7 (behavior.md): 10 days, then a 12 h grace period, then replace the sensor. A frame
+    every 10 h of session time (speed 360,000), so frames fall on the expiry itself."""
+    stream, wall = TerminalStream(), Wall()
+    screen = Screen(stream, Keyboard(wall, stream), "cgmsim g7")  # type: ignore[arg-type]
+    paced = PacedSession(screen, 360_000.0, "memory", wall=wall)
+    result = simulation.run(SimulationConfig(), link="memory", watch=paced.attach)
+    paced.finish()
+    by_clock = {f[0].split("clock ")[1]: f for f in stream.terminal.frames}
+    assert by_clock["9 d 14:00:00"][2].endswith("sensor: 10 h 0 min left")
+    assert by_clock["10 d 00:00:00"][2].endswith("grace period: 12 h 0 min left")
+    assert by_clock["10 d 10:00:00"][2].endswith("grace period: 2 h 0 min left")
+    assert any(
+        line.startswith("  ! grace_period: grace period ends in 2 h")
+        for line in by_clock["10 d 10:00:00"]
+    )
+    last = stream.terminal.frames[-1]
+    assert last[0].endswith(f"clock {clock(int(result.end_min * 60_000))}")
+    assert last[2].startswith("  Replace sensor") and last[2].endswith("session ended")
+    assert any(line.startswith("  ! replace_sensor: replace sensor now") for line in last)
