@@ -96,7 +96,8 @@ def clock(ms: int) -> str:
 class View:
     """What the screen keeps of the receiver's events (events.jsonl records, as
     ``sim.session.bookkeeping.event_json`` makes them): the readings of the last 3 hours and
-    the reason each alert was raised with. ``render`` lays the screen out."""
+    the reason each alert was raised with (a new session's warm-up clears the readings).
+    ``render`` lays the screen out."""
 
     def __init__(self, title: str = "cgmsim") -> None:
         self.title = title
@@ -110,6 +111,8 @@ class View:
                 self.readings[int(record["time_offset_min"])] = record
             elif kind == "alert_raised":
                 self.reasons[record["alert"]] = record.get("reason", "")
+            elif kind == "phase" and record.get("phase") == Phase.WARMUP.value:
+                self.readings.clear()  # a new sensor session: its time offsets start again
         if self.readings:
             newest = max(self.readings)
             keep = newest - GRAPH_MS // MINUTE_MS - 5

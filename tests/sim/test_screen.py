@@ -218,3 +218,12 @@ def test_a_whole_session_counts_down_to_expiry_then_grace_then_says_replace_sens
     assert last[0].endswith(f"clock {clock(int(result.end_min * 60_000))}")
     assert last[2].startswith("  Replace sensor") and last[2].endswith("session ended")
     assert any(line.startswith("  ! replace_sensor: replace sensor now") for line in last)
+
+
+def test_a_new_sensor_session_starts_the_graph_again(session):
+    _, _, _, _, engine = session
+    view = View()
+    view.add(engine.books.recorder.events)
+    assert view.newest() is not None
+    view.add([{"t_min": 300.0, "kind": "phase", "phase": "warmup"}])
+    assert view.newest() is None
