@@ -5,9 +5,11 @@ Exit codes: 0 success, 1 a requested check failed, 2 bad input or usage (one lin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import sys
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import click
@@ -317,6 +319,19 @@ def accuracy_command(
     help="Write every input of both firmware cores and what they answered to FILE (JSON lines, "
     "gzip if FILE ends .gz), for cgmsim replay.",
 )
+@click.option(
+    "--display",
+    is_flag=True,
+    help="Show the receiver's screen live on the terminal (value, arrow, the last 3 hours, "
+    "phase countdown, alerts, link); press a to acknowledge the most urgent alert.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="N",
+    help="With --display: run the session at N x real time (default 600: a reading every 0.5 s).",
+)
 def simulate(
     profile: str,
     days: float | None,
@@ -334,6 +349,8 @@ def simulate(
     fresh: bool,
     capture: pathlib.Path | None,
     record: pathlib.Path | None,
+    display: bool,
+    speed: float | None,
 ) -> None:
     """Run one whole sensor session: sensor model -> transmitter -> link -> receiver, and write
     summary.json, readings.csv, events.jsonl and session.png into --out.
@@ -353,6 +370,10 @@ def simulate(
 
     if capture is not None and link == "memory":
         raise click.UsageError("--capture needs --link ble (the memory link has no air to capture)")
+    if speed is not None and not display:
+        raise click.UsageError("--speed goes with --display (without it the run is not paced)")
+    if display and not sys.stdout.isatty():
+        raise click.UsageError("--display needs a terminal: standard output is not one")
     source = _reference(scenario, trace)
     days, note = _fit_to_trace(source, PROFILES[profile], days, "simulate")
     try:
@@ -379,7 +400,15 @@ def simulate(
         raise click.ClickException(f"cannot write to {out}: {error.strerror}") from None
     started = time.perf_counter()
     try:
-        with progress_bar(f"{profile} session over the {link} link") as advance:
+        with contextlib.ExitStack() as stack:
+            advance, watch = None, None
+            if display:
+                paced = stack.enter_context(_paced_screen(profile, link, speed))
+                watch = paced.attach
+            else:
+                advance = stack.enter_context(
+                    progress_bar(f"{profile} session over the {link} link")
+                )
             result = simulation.run(
                 config,
                 link=link,
@@ -387,7 +416,10 @@ def simulate(
                 record=record,
                 capture=capture,
                 progress=advance,
+                watch=watch,
             )
+            if display:
+                paced.finish()
     except (StoreError, ResumeMismatch, ValueError) as error:
         raise click.ClickException(str(error)) from None
     except OSError as error:  # the --capture file
@@ -404,6 +436,17 @@ def simulate(
         click.echo(json.dumps(data))
     else:
         print_session(data, out, plot=not no_plot)
+
+
+@contextlib.contextmanager
+def _paced_screen(profile: str, link: str, speed: float | None) -> Iterator[Any]:
+    """The live screen of ``simulate --display`` on this terminal (``sim.screen``)."""
+    from sim.screen import Keys, Screen
+    from sim.screen.paced import DEFAULT_SPEED, PacedSession
+
+    stdin = sys.stdin.fileno() if sys.stdin is not None else -1
+    with Keys(stdin) as keys, Screen(sys.stdout, keys, f"cgmsim {profile}") as screen:
+        yield PacedSession(screen, speed or DEFAULT_SPEED, link)
 
 
 @cli.command()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
+from collections.abc import Callable
 from typing import BinaryIO
 
 import numpy as np
@@ -96,6 +97,7 @@ def run(
     capture: pathlib.Path | None = None,
     progress: Progress | None = None,
     stats: dict[str, int] | None = None,
+    watch: Callable[[Engine], None] | None = None,
 ) -> SimulationResult:
     """Simulate the session over ``link`` (a name in ``LINKS``). ``store_path``: the durable
     receiver's SQLite store (``sim.durable``): every instant that gave receiver events is
@@ -105,7 +107,9 @@ def run(
     the name ends in ``.gz``). ``capture`` (BLE links): the receiver's HCI traffic as a btsnoop
     log, which tshark decodes, stamped with session time (``sim.links.session_snoop``).
     ``progress(done_ms, end_ms)`` is called after every sensor sample. ``stats`` (BLE links)
-    gets the connections made, pairings done and values sent."""
+    gets the connections made, pairings done and values sent. ``watch(engine)`` is called once
+    the link is attached, before the session runs (the live screen, ``sim.screen.paced``, puts
+    its frames on the engine's scheduler)."""
     if link not in LINKS:
         raise ValueError(f"link is one of {', '.join(LINKS)}, not {link!r}")
     if capture is not None and link not in RECEIVER_APIS:
@@ -122,11 +126,15 @@ def run(
             keeper = durable.DurableReceiver(store, session, durable.fingerprint(config))
         output = None if capture is None else stack.enter_context(pathlib.Path(capture).open("wb"))
         books = Bookkeeper(config, keeper, writer, progress)
-        return run_virtual(_session(books, link, output, stats))
+        return run_virtual(_session(books, link, output, stats, watch))
 
 
 async def _session(
-    books: Bookkeeper, name: str, capture: BinaryIO | None, stats: dict[str, int] | None
+    books: Bookkeeper,
+    name: str,
+    capture: BinaryIO | None,
+    stats: dict[str, int] | None,
+    watch: Callable[[Engine], None] | None = None,
 ) -> SimulationResult:
     tx = books.transmitter()
     start_ms, receiver = books.resume(tx)
@@ -138,6 +146,8 @@ async def _session(
     books.lost = lambda: link.lost
     await link.open()
     engine.attach(link)
+    if watch is not None:
+        watch(engine)
     result = await engine.run()
     if stats is not None:
         stats.update(link.stats())

@@ -60,7 +60,8 @@ STATE_VERSION = 1
 
 
 class AlertName(str, enum.Enum):  # noqa: UP042 - (str, Enum) by design
-    """Alert names as used in summary.json and events.jsonl (shared/design/cli.md)."""
+    """Alert names as used in summary.json and events.jsonl (shared/design/cli.md), most urgent
+    first (project default: glucose dangers, then the sensor's state, then reminders)."""
 
     URGENT_LOW = "urgent_low"
     URGENT_LOW_SOON = "urgent_low_soon"
@@ -344,6 +345,11 @@ class AlertEngine:
     def active(self) -> frozenset[AlertName]:
         """The alerts raised and not cleared."""
         return frozenset(self._active)
+
+    def by_urgency(self) -> list[tuple[AlertName, bool]]:
+        """The alerts raised and not cleared, most urgent first (``AlertName`` order), each with
+        whether it is acknowledged: what a receiver's screen lists."""
+        return [(alert, self.acknowledged(alert)) for alert in AlertName if alert in self._active]
 
     def acknowledged(self, alert: AlertName) -> bool:
         active = self._active.get(alert)

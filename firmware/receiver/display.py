@@ -7,6 +7,8 @@ Warning bits "result lower/higher than the device can process"). Trend arrows fr
 
 from __future__ import annotations
 
+import enum
+
 from protocol.cgms.annunciation import WarningFlags
 
 NOT_COMPUTABLE = "NOT COMPUTABLE"
@@ -19,6 +21,20 @@ _BINS = (
     (2.0, False, "FortyFiveUp"),
     (3.0, False, "SingleUp"),
 )
+
+
+class Showing(str, enum.Enum):  # noqa: UP042 - (str, Enum) by design
+    """What the receiver shows in the glucose value's place (``Receiver.showing``): the newest
+    reading, or the state that replaces it (behavior.md: no glucose during warm-up, after the
+    session ended or the sensor failed; a lost signal or a sensor issue withholds readings)."""
+
+    READING = "reading"  # the newest reading shown ("123", "LOW" or "HIGH")
+    NO_SESSION = "no_session"  # no sensor session known yet
+    WARMUP = "warmup"
+    SIGNAL_LOSS = "signal_loss"
+    SENSOR_ISSUE = "sensor_issue"
+    SENSOR_FAILED = "sensor_failed"
+    REPLACE_SENSOR = "replace_sensor"  # the session ended (or was stopped)
 
 
 def arrow(trend_mgdl_min: float | None) -> str:

@@ -47,6 +47,17 @@ SHOWN_PHASES = (Phase.ACTIVE, Phase.GRACE)
 # The receiver connects again this long after a link loss it asked for, or after its process
 # restarted (project default; every link and driver uses it).
 RECONNECT_MS = 2_000
+# What replaces the glucose value on the screen (``Receiver.showing``): by phase first, then by
+# alert, in this order.
+_REPLACED_BY_PHASE = {
+    Phase.WARMUP: display.Showing.WARMUP,
+    Phase.FAILED: display.Showing.SENSOR_FAILED,
+    Phase.ENDED: display.Showing.REPLACE_SENSOR,
+}
+_REPLACED_BY_ALERT = (
+    (AlertName.SENSOR_ISSUE, display.Showing.SENSOR_ISSUE),
+    (AlertName.SIGNAL_LOSS, display.Showing.SIGNAL_LOSS),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +203,29 @@ class Receiver:
 
     def next_event(self) -> Any:
         return self.out.popleft() if self.out else None
+
+    # --- what the screen shows (read-only) ---
+
+    def showing(self) -> display.Showing:
+        """What takes the glucose value's place now: the newest reading while the session is
+        live and neither a sensor issue nor a lost signal is alerted, else the state instead."""
+        if self.phase is None:
+            return display.Showing.NO_SESSION
+        replaced = _REPLACED_BY_PHASE.get(self.phase)
+        if replaced is not None:
+            return replaced
+        active = self.alerts.active if self.alerts is not None else frozenset()
+        for alert, state in _REPLACED_BY_ALERT:
+            if alert in active:
+                return state
+        return display.Showing.READING
+
+    def phase_left_ms(self, now_ms: int) -> int | None:
+        """How long the current phase lasts from ``now_ms``: warm-up remaining, time to the
+        session's expiry, grace remaining; None when no change is due (ended, failed)."""
+        if self.next_phase_ms is None or self.phase not in (Phase.WARMUP, *SHOWN_PHASES):
+            return None
+        return max(self.next_phase_ms - now_ms, 0)
 
     # --- inside ---
 

@@ -24,9 +24,9 @@ from protocol.cgms.measurement import MeasurementRecord
 from protocol.cgms.racp import RacpOpcode
 from protocol.sfloat import SFloatSpecial
 from sim.links.memory import MemoryLink
+from tests.support.cores import run_cores
 
 CAL = FactoryCalibration(770.0, 25_700.0)
-SAMPLE_MS = 5 * MINUTE_MS
 COUNTS = round(120 * CAL.sensitivity_counts_per_mgdl + CAL.background_counts)
 
 
@@ -68,22 +68,9 @@ class Session:
 
     def run(self, until_min: int, state: Callable[[int], SensorState] = lambda t: SensorState.OK):
         until = until_min * MINUTE_MS
-        while True:
-            next_sample = (self.now // SAMPLE_MS + 1) * SAMPLE_MS
-            timers = [t for t in (self.tx.get_timer(), self.rx.get_timer()) if t is not None]
-            now = min([next_sample, *timers])
-            if now > until:
-                break
-            assert now >= self.now, "a timer went back in time"
-            self.now = now
-            if now == next_sample:
-                self.tx.sample(SensorSample(COUNTS, state(now)), now)
-                self.link.pump(now)
-            if (t := self.tx.get_timer()) is not None and t <= now:
-                self.tx.handle_timer(now)
-            if (t := self.rx.get_timer()) is not None and t <= now:
-                self.rx.handle_timer(now)
-            self.link.pump(now)
+        run_cores(
+            self.tx, self.rx, self.link, self.now, until, lambda t: SensorSample(COUNTS, state(t))
+        )
         self.now = until
 
     def shown(self) -> dict[int, float]:
