@@ -4,6 +4,14 @@ Each core is rebuilt from its ``start`` line, then every recorded input is given
 recorded time, in the recorded order; what the core emits for each input is compared with what
 the recording says it emitted. The first difference is the divergence. No clock, no link, no
 sensor model: a whole session replays in the time the cores take to run it.
+
+An imported capture (``cgmsim import``; header link ``capture``) is compared as what crossed
+the air: the core's GATT outputs (requests of a receiver; answers, notifications and
+indications of a transmitter) in order against the captured device's, each expected output
+carrying its capture frame. Events that never reach the air (readings shown, alerts, phases)
+are not compared, but a frame the core rejects is a divergence at that frame (the captured
+device sent it, our firmware refuses it). The core's own timers run between the inputs, as
+any driver runs them.
 """
 
 from __future__ import annotations
@@ -23,6 +31,13 @@ from sim.recording.codec import CodecError, event_json, from_json, gatt_input, s
 from sim.recording.fileformat import RecordingError
 
 CORE_NAMES = {"rx": "receiver", "tx": "transmitter"}
+CAPTURE_LINK = "capture"  # the header link of an imported capture (sim.capture.importer)
+# what a core emits that crosses the air, and so is in a capture
+AIR_OUTPUTS = frozenset(
+    {"ReadRequest", "WriteRequest", "SubscribeRequest", "Respond", "Notify", "Indicate"}
+)
+REJECTED = "FrameRejected"
+_TIMER_STEPS = 100_000  # a core whose timer never moves on is stopped (and it is a divergence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +51,16 @@ class Divergence:
     index: int  # which of that input's outputs (0-based)
     expected: dict[str, Any] | None  # None: the core emitted more than was recorded
     actual: dict[str, Any] | None  # None: the core emitted less
+    frame: int | None = None  # an imported capture's frame the divergence is at
+    frame_s: float | None = None  # that frame's capture timestamp (the capture's own clock)
 
     def message(self) -> str:
         where = (
             f"line {self.line}: at {self.t_ms} ms ({self.t_ms / MINUTE_MS:.2f} min) the "
             f"{CORE_NAMES[self.core]}'s {self.what}"
         )
+        if self.frame is not None:
+            where = f"capture frame {self.frame} ({self.frame_s} s), {where}"
         if self.actual is None:
             return f"{where}: expected {_show(self.expected)} but the core emitted nothing more"
         if self.expected is None:
@@ -118,6 +137,8 @@ class ReplayResult:
                 "input": divergence.what,
                 "expected": divergence.expected,
                 "actual": divergence.actual,
+                "frame": divergence.frame,
+                "frame_s": divergence.frame_s,
                 "message": divergence.message(),
             },
         }
@@ -193,6 +214,8 @@ def replay(path: pathlib.Path | str) -> ReplayResult:
     """Re-drive the recorded cores and compare; ``RecordingError`` when the file is
     truncated, corrupted or of a newer format (naming the line)."""
     head, records = fileformat.read(path)
+    if head.get("link") == CAPTURE_LINK:
+        return _replay_capture(head, records)
     result = ReplayResult(head)
     cores: dict[str, Any] = {}
     for number, record in records:
@@ -227,4 +250,96 @@ def replay(path: pathlib.Path | str) -> ReplayResult:
             )
             return result
         result.outputs += index
+    return result
+
+
+def _frame_of(value: Any) -> tuple[int | None, float | None]:
+    if isinstance(value, list) and len(value) == 2:
+        return value[0], value[1]
+    return None, None
+
+
+def _replay_capture(
+    head: dict[str, Any], records: list[tuple[int, dict[str, Any]]]
+) -> ReplayResult:
+    """Replay an imported capture: outputs that cross the air, in order, frame by frame."""
+    result = ReplayResult(head)
+    cores: dict[str, Any] = {}
+    expected: list[tuple[dict[str, Any], Any]] = []
+    for number, record in records:
+        frames = record.get("out_frames", [])
+        if not isinstance(frames, list) or len(frames) != len(record["out"]):
+            raise RecordingError(number, "out_frames does not match out")
+        expected.extend(zip(record["out"], frames, strict=True))
+    cursor = 0
+
+    def compare(number: int, record: dict[str, Any], core: Any, what: str) -> Divergence | None:
+        nonlocal cursor
+        index = 0
+        while (event := core.next_event()) is not None:
+            actual = event_json(event)
+            if actual["type"] not in AIR_OUTPUTS and actual["type"] != REJECTED:
+                continue
+            wanted, frame = expected[cursor] if cursor < len(expected) else (None, None)
+            if actual["type"] == REJECTED or actual != wanted:
+                if actual["type"] == REJECTED or wanted is None:
+                    frame = record.get("frame")
+                    wanted = None if actual["type"] == REJECTED else wanted
+                number_s = _frame_of(frame)
+                return Divergence(
+                    number, record["t"], record["core"], what, index, wanted, actual, *number_s
+                )
+            cursor += 1
+            index += 1
+            result.outputs += 1
+        return None
+
+    for number, record in records:
+        core_name = record["core"]
+        try:
+            if record["in"] == "start":
+                cores[core_name] = core = _start(record)
+                what = "start"
+            else:
+                core = cores.get(core_name)
+                if core is None:
+                    raise CodecError(f"an input to the {CORE_NAMES[core_name]} before its start")
+                for _ in range(_TIMER_STEPS):
+                    due = core.get_timer()
+                    if due is None or due > record["t"]:
+                        break
+                    core.handle_timer(due)
+                    divergence = compare(number, record, core, f"timer at {due} ms")
+                    if divergence is not None:
+                        result.divergence = divergence
+                        return result
+                what = _feed(core, record)
+                result.inputs[core_name] += 1
+        except (CodecError, KeyError, TypeError, ValueError) as error:
+            raise RecordingError(number, f"bad {record['in']!r} line: {error}") from None
+        result.end_ms = max(result.end_ms, record["t"])
+        divergence = compare(number, record, core, what)
+        if divergence is not None:
+            result.divergence = divergence
+            return result
+    number, record = records[-1]
+    core = cores.get(record["core"])
+    # the capture may end with what a timer asked after the last frame that told the time:
+    # the core's timers run on, for at most one reading interval
+    horizon = record["t"] + (core.config.profile.reading_interval_ms if core else 0)
+    for _ in range(_TIMER_STEPS):
+        due = None if core is None or cursor == len(expected) else core.get_timer()
+        if due is None or due > horizon:
+            break
+        core.handle_timer(due)
+        result.end_ms = max(result.end_ms, due)
+        divergence = compare(number, record, core, f"timer at {due} ms")
+        if divergence is not None:
+            result.divergence = divergence
+            return result
+    if cursor < len(expected):
+        wanted, frame = expected[cursor]
+        result.divergence = Divergence(
+            number, record["t"], record["core"], "last input", 0, wanted, None, *_frame_of(frame)
+        )
     return result

@@ -1,0 +1,254 @@
+"""``cgmsim import``: HCI captures of a sensor and its collector, read as the CGM traffic they
+carry and replayed against our receiver core (``--side sensor``), in separate processes as users
+run them.
+
+The captures are real ones: ``cgmsim simulate --link ble --capture`` (bumble's btsnoop of the
+receiver's HCI), the same file as tshark converts it to pcapng (link type 201, H4 with its
+direction) and editcap to pcap (link type 187, plain H4), and a capture with its first frames
+(connection, discovery, pairing) cut off by editcap, which needs ``--handles``. The reader is
+checked against tshark: the ATT PDUs it finds are those tshark dissects, frame by frame. The
+HIL processes' captures are in tests/sim/test_capture_import_hil.py.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from sim.capture.att_stream import AttPdu, conversation
+from sim.capture.hci_files import read_packets
+from sim.cli import cli
+from tests.support import tshark
+
+pytestmark = pytest.mark.tshark
+
+CGMSIM = pathlib.Path(sys.executable).parent / "cgmsim"
+# handles of the CGM service as our transmitter's GATT server lays it out (read off the
+# capture's discovery with tshark: -Y 'btatt.opcode == 0x09')
+HANDLES = (
+    "measurement=0x0010/0x0011,feature=0x0013,status=0x0015,session-start-time=0x0017,"
+    "session-run-time=0x0019,racp=0x001b/0x001c,socp=0x001e/0x001f"
+)
+
+
+def _process(*args: str | pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """``cgmsim`` in its own process, as users run it."""
+    return subprocess.run(
+        [str(CGMSIM), *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _run(*args: str | pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """``cgmsim`` in this process (its start-up costs seconds on a loaded machine): the same
+    command group, exit codes and output streams."""
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def _tool(*args: str | pathlib.Path) -> str:
+    tshark.require()
+    done = subprocess.run(
+        [*map(str, args)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """Two hours of a g7 session with E2E-CRC over the in-process BLE stack, as btsnoop."""
+    where = tmp_path_factory.mktemp("capture")
+    capture = where / "session.btsnoop"
+    done = _process(
+        "simulate", "--days", "0.1", "--link", "ble", "--e2e-crc", "--no-plot",
+        "--capture", capture, "--out", where / "run",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return capture
+
+
+def _import_and_replay(
+    capture: pathlib.Path, tmp_path: pathlib.Path, *extra: str, run=_run
+) -> subprocess.CompletedProcess[str]:
+    recording = tmp_path / f"{capture.name}.jsonl"
+    done = run("import", capture, "--out", recording, "--side", "sensor", *extra)
+    assert done.returncode == 0, done.stderr
+    assert recording.is_file()
+    return run("replay", recording, "--check", "--json")
+
+
+def test_the_reader_finds_the_att_pdus_tshark_dissects(captured: pathlib.Path) -> None:
+    theirs = [
+        tuple(int(field, 0) for field in line.split("\t"))
+        for line in _tool(
+            "tshark", "-n", "-r", captured, "-Y", "btatt",
+            "-T", "fields", "-e", "frame.number", "-e", "btatt.opcode",
+        ).splitlines()
+    ]  # fmt: skip
+    ours = [
+        (item.frame, item.opcode)
+        for item in conversation(read_packets(captured))
+        if isinstance(item, AttPdu)
+    ]
+    assert len(theirs) > 60
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("form", ["btsnoop", "pcapng", "pcap"])
+def test_a_simulated_capture_imported_from_the_sensor_side_replays_green(
+    captured: pathlib.Path, tmp_path: pathlib.Path, form: str
+) -> None:
+    capture = captured
+    if form == "pcapng":  # tshark writes pcapng, link type 201 (H4 with its direction)
+        capture = tmp_path / "session.pcapng"
+        _tool("tshark", "-r", captured, "-w", capture)
+    elif form == "pcap":  # editcap: classic pcap, link type 187 (H4 alone)
+        capture = tmp_path / "session.pcap"
+        _tool("editcap", "-F", "pcap", "-T", "bluetooth-h4", captured, capture)
+    done = _import_and_replay(capture, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["identical"] is True
+    # the receiver asked what the captured collector asked: reads, subscriptions, the start
+    # time, RACP; and it was fed every notification and indication the sensor sent
+    notifications = _tool(
+        "tshark", "-n", "-r", captured, "-Y", "btatt.opcode == 0x1b || btatt.opcode == 0x1d"
+    ).splitlines()
+    assert result["outputs"] >= 8
+    assert result["inputs"]["rx"] > len(notifications)
+
+
+@pytest.mark.slow  # two more cgmsim processes: seconds each on a loaded machine
+def test_import_and_replay_as_separate_processes(
+    captured: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    done = _import_and_replay(captured, tmp_path, run=_process)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["identical"] is True
+
+
+def test_a_capture_that_starts_after_discovery_needs_handles(
+    captured: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    first_read = _tool(
+        "tshark", "-n", "-r", captured, "-Y", "btatt.opcode == 0x0b",
+        "-T", "fields", "-e", "btatt.request_in_frame",
+    ).split()[0]  # fmt: skip
+    late = tmp_path / "late.btsnoop"
+    # keep from the request of the first Read Response: connection, discovery, pairing gone
+    _tool("editcap", "-r", captured, late, f"{first_read}-1000000")
+    recording = tmp_path / "late.jsonl"
+    without = _run("import", late, "--out", recording, "--side", "sensor")
+    assert without.returncode == 2
+    [line] = without.stderr.strip().splitlines()
+    assert "no CGM service (0x181F) found" in line and "--handles" in line
+    assert not recording.exists()
+    done = _import_and_replay(late, tmp_path, "--handles", HANDLES)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["identical"] is True
+
+
+def _live_notification(capture: pathlib.Path) -> tuple[int, bytes, int]:
+    """A notification carrying one measurement record: its frame, ATT bytes and glucose."""
+    rows = _tool(
+        "tshark", "-n", "-r", capture, "-Y", "btatt.opcode == 0x1b && btl2cap.length < 20",
+        "-T", "fields", "-e", "frame.number",
+        "-e", "btatt.cgm_measurement.glucose_concentration",
+    ).splitlines()  # fmt: skip
+    frame, glucose = rows[len(rows) // 2].split("\t")
+    raw = json.loads(
+        _tool("tshark", "-n", "-r", capture, "-Y", f"frame.number == {frame}", "-T", "json", "-x")
+    )[0]["_source"]["layers"]["btatt_raw"][0]
+    return int(frame), bytes.fromhex(raw), int(float(glucose))
+
+
+def test_a_sensor_that_sent_one_different_glucose_replays_red_at_that_frame(
+    captured: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    frame, pdu, glucose = _live_notification(captured)
+    # ATT: opcode, handle (2), then the record: size, flags, glucose SFLOAT (2, low byte first)
+    assert pdu[0] == 0x1B and pdu[5] == glucose & 0xFF
+    changed = bytearray(pdu)
+    changed[5] = (glucose + 7) & 0xFF  # 7 mg/dL more; the E2E-CRC left as it was (not fixed:
+    # a device whose value changed after it computed the CRC, as a corrupted store would)
+    data = captured.read_bytes()
+    assert data.count(pdu) == 1
+    edited = tmp_path / "edited.btsnoop"
+    edited.write_bytes(data.replace(pdu, bytes(changed)))
+    seen = _tool(
+        "tshark", "-n", "-r", edited, "-Y", f"frame.number == {frame}",
+        "-T", "fields", "-e", "btatt.cgm_measurement.glucose_concentration",
+    )  # fmt: skip
+    assert int(float(seen)) == glucose + 7  # tshark reads the changed value at that frame
+
+    done = _import_and_replay(edited, tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    divergence = json.loads(done.stdout)["divergence"]
+    assert divergence["frame"] == frame
+    assert divergence["actual"]["type"] == "FrameRejected"
+    assert "CRC" in divergence["actual"]["reason"]
+    assert f"capture frame {frame} " in divergence["message"]
+    # and the unchanged capture is green (the check above is the edit's, not the import's)
+    assert _import_and_replay(captured, tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"not a capture at all", "not a btsnoop, pcap or pcapng file"),
+        (b"btsnoop\x00\x00\x00\x00\x01\x00\x00\x03\xe9", "record header cut short"),
+        (b"btsnoop\x00\x00\x00\x00\x01\x00\x00\x00\x01", "btsnoop datalink 1 is not HCI"),
+        (
+            bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"),
+            "link type 1 is not Bluetooth HCI",
+        ),
+    ],
+    ids=["not-a-capture", "truncated", "btsnoop-not-hci", "pcap-ethernet"],
+)
+def test_a_malformed_capture_is_one_line_and_exit_2(
+    tmp_path: pathlib.Path, content: bytes, says: str
+) -> None:
+    capture = tmp_path / "bad.btsnoop"
+    capture.write_bytes(content + (b"\x00" * 30 if says == "record header cut short" else b""))
+    recording = tmp_path / "out.jsonl"
+    done = _run("import", capture, "--out", recording, "--side", "sensor")
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("cgmsim: error: ") and says in line, line
+    assert not recording.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_a_capture_cut_mid_record_is_one_line_and_exit_2(
+    captured: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    cut = tmp_path / "cut.btsnoop"
+    cut.write_bytes(captured.read_bytes()[:-5])
+    done = _run("import", cut, "--out", tmp_path / "out.jsonl", "--side", "sensor")
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "record says" in line and "file has" in line
+
+
+@pytest.mark.parametrize(
+    ("handles", "says"),
+    [
+        ("measurement", "expected NAME=HANDLE[/CCCD]"),
+        ("glucose=0x10", "'glucose' is none of measurement"),
+        ("measurement=0x10/zz", "'zz' is not a handle"),
+        ("racp=0x10000", "is not in 1..0xFFFF"),
+    ],
+)
+def test_bad_handles_are_one_line_and_exit_2(
+    captured: pathlib.Path, tmp_path: pathlib.Path, handles: str, says: str
+) -> None:
+    done = _run(
+        "import", captured, "--out", tmp_path / "o.jsonl", "--side", "sensor", "--handles", handles
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert says in line, line
