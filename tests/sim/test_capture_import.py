@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import struct
 import subprocess
 import sys
 
@@ -82,21 +83,79 @@ def _import_and_replay(
     return run("replay", recording, "--check", "--json")
 
 
-def test_the_reader_finds_the_att_pdus_tshark_dissects(captured: pathlib.Path) -> None:
-    theirs = [
+def _att_by_tshark(capture: pathlib.Path) -> list[tuple[int, ...]]:
+    return [
         tuple(int(field, 0) for field in line.split("\t"))
         for line in _tool(
-            "tshark", "-n", "-r", captured, "-Y", "btatt",
+            "tshark", "-n", "-r", capture, "-Y", "btatt",
             "-T", "fields", "-e", "frame.number", "-e", "btatt.opcode",
         ).splitlines()
     ]  # fmt: skip
-    ours = [
+
+
+def _att_by_us(capture: pathlib.Path) -> list[tuple[int, ...]]:
+    return [
         (item.frame, item.opcode)
-        for item in conversation(read_packets(captured))
+        for item in conversation(read_packets(capture))
         if isinstance(item, AttPdu)
     ]
+
+
+def test_the_reader_finds_the_att_pdus_tshark_dissects(captured: pathlib.Path) -> None:
+    theirs = _att_by_tshark(captured)
     assert len(theirs) > 60
-    assert ours == theirs
+    assert _att_by_us(captured) == theirs
+
+
+# H4 packet type -> Linux monitor opcode (BlueZ src/shared/btsnoop.h): command, event, ACL
+# sent, ACL received
+_MONITOR = {(1, True): 2, (4, False): 3, (2, True): 4, (2, False): 5}
+
+
+def _h4_records(capture: pathlib.Path) -> list[tuple[bytes, bool, int]]:
+    """The records of bumble's btsnoop (datalink 1002): (H4 packet, sent, timestamp)."""
+    data, offset, records = capture.read_bytes(), 16, []
+    assert data[:8] == b"btsnoop\x00" and struct.unpack_from(">I", data, 12)[0] == 1002
+    while offset < len(data):
+        _orig, length, flags, _drops, stamp = struct.unpack_from(">IIIIq", data, offset)
+        records.append((data[offset + 24 : offset + 24 + length], not flags & 1, stamp))
+        offset += 24 + length
+    return records
+
+
+def _rewrite(records: list[tuple[bytes, bool, int]], form: str) -> bytes:
+    """The same packets as btsnoop 2001 (btmon's monitor format), btsnoop 1001 (no type byte)
+    or pcap link type 254 (Linux monitor)."""
+    if form == "pcap-monitor":
+        out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 254)]
+        for packet, sent, stamp in records:
+            body = struct.pack(">HH", 0, _MONITOR[(packet[0], sent)]) + packet[1:]
+            seconds, micros = divmod(stamp - 0x00DCDDB30F2F8000, 1_000_000)
+            out.append(struct.pack("<IIII", seconds, micros, len(body), len(body)) + body)
+        return b"".join(out)
+    datalink = 2001 if form == "btsnoop-monitor" else 1001
+    out = [b"btsnoop\x00" + struct.pack(">II", 1, datalink)]
+    for packet, sent, stamp in records:
+        if form == "btsnoop-monitor":
+            flags = _MONITOR[(packet[0], sent)]
+        else:
+            flags = (0 if sent else 1) | (2 if packet[0] in (1, 4) else 0)
+        body = packet[1:]
+        out.append(struct.pack(">IIIIq", len(body), len(body), flags, 0, stamp) + body)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("form", ["btsnoop-monitor", "btsnoop-hci", "pcap-monitor"])
+def test_the_other_hci_formats_read_as_tshark_reads_them(
+    captured: pathlib.Path, tmp_path: pathlib.Path, form: str
+) -> None:
+    converted = tmp_path / f"session.{form}"
+    converted.write_bytes(_rewrite(_h4_records(captured), form))
+    theirs = _att_by_tshark(converted)
+    assert theirs == _att_by_tshark(captured)  # tshark sees the same conversation in it
+    assert _att_by_us(converted) == theirs
+    done = _import_and_replay(converted, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("form", ["btsnoop", "pcapng", "pcap"])
