@@ -1,4 +1,4 @@
-"""``cgmsim import CAPTURE --out FILE --side sensor [--handles ...] [--speed X]``.
+"""``cgmsim import CAPTURE --out FILE --side sensor|collector [--handles ...] [--speed X]``.
 
 Exit 0: the recording is written (a one-line summary, or ``--json``); 2: the capture cannot be
 read, holds no CGM traffic, or ``--handles`` does not parse (one line on stderr; nothing is
@@ -34,7 +34,8 @@ def _bad(message: str) -> None:
     type=click.Choice(SIDES),
     required=True,
     help="sensor: what the sensor sent drives our receiver, whose requests are compared with "
-    "the captured collector's.",
+    "the captured collector's; collector: what the collector asked drives our transmitter, "
+    "whose answers, notifications and indications are compared with the captured sensor's.",
 )
 @click.option(
     "--handles",

@@ -96,14 +96,19 @@ def cgms_exchanges(items: list[AttPdu | LinkEvent], handles: CgmsHandles) -> lis
     live: set[int] = set()  # connections that carried CGM traffic (and are up)
     pending: dict[int, tuple[int, Request | int | None]] = {}  # connection -> (opcode, what)
 
+    early_mtu: dict[int, Mtu] = {}  # exchanged before the link carried CGM traffic
+
     def touch(connection: int, frame: Frame) -> None:
         if connection not in live:
             live.add(connection)
             out.append(Link(opened.pop(connection, frame), True))
+            if connection in early_mtu:
+                out.append(early_mtu.pop(connection))
 
     for item in items:
         if isinstance(item, LinkEvent):
             pending.pop(item.connection, None)
+            early_mtu.pop(item.connection, None)
             if item.up:
                 opened[item.connection] = _frame(item)
             elif item.connection in live:
@@ -123,6 +128,13 @@ def cgms_exchanges(items: list[AttPdu | LinkEvent], handles: CgmsHandles) -> lis
             asked = pending.pop(connection, None)
             if asked is None:
                 continue  # its request is before the capture began
+            if asked[0] == EXCHANGE_MTU_REQ and connection not in live:
+                mtu: list[Exchange] = []
+                _answer(mtu, frame, opcode, params, asked)
+                for found in mtu:
+                    if isinstance(found, Mtu):
+                        early_mtu[connection] = found
+                continue
             _answer(out, frame, opcode, params, asked)
         elif opcode in (NOTIFICATION, INDICATION) and len(params) >= 2:
             uuid = handles.values.get(struct.unpack_from("<H", params)[0])

@@ -74,10 +74,10 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 
 def _import_and_replay(
-    capture: pathlib.Path, tmp_path: pathlib.Path, *extra: str, run=_run
+    capture: pathlib.Path, tmp_path: pathlib.Path, *extra: str, side: str = "sensor", run=_run
 ) -> subprocess.CompletedProcess[str]:
-    recording = tmp_path / f"{capture.name}.jsonl"
-    done = run("import", capture, "--out", recording, "--side", "sensor", *extra)
+    recording = tmp_path / f"{capture.name}.{side}.jsonl"
+    done = run("import", capture, "--out", recording, "--side", side, *extra)
     assert done.returncode == 0, done.stderr
     assert recording.is_file()
     return run("replay", recording, "--check", "--json")
@@ -158,9 +158,10 @@ def test_the_other_hci_formats_read_as_tshark_reads_them(
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("side", ["sensor", "collector"])
 @pytest.mark.parametrize("form", ["btsnoop", "pcapng", "pcap"])
-def test_a_simulated_capture_imported_from_the_sensor_side_replays_green(
-    captured: pathlib.Path, tmp_path: pathlib.Path, form: str
+def test_a_simulated_capture_imported_from_either_side_replays_green(
+    captured: pathlib.Path, tmp_path: pathlib.Path, form: str, side: str
 ) -> None:
     capture = captured
     if form == "pcapng":  # tshark writes pcapng, link type 201 (H4 with its direction)
@@ -169,17 +170,21 @@ def test_a_simulated_capture_imported_from_the_sensor_side_replays_green(
     elif form == "pcap":  # editcap: classic pcap, link type 187 (H4 alone)
         capture = tmp_path / "session.pcap"
         _tool("editcap", "-F", "pcap", "-T", "bluetooth-h4", captured, capture)
-    done = _import_and_replay(capture, tmp_path)
+    done = _import_and_replay(capture, tmp_path, side=side)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout)
     assert result["identical"] is True
-    # the receiver asked what the captured collector asked: reads, subscriptions, the start
-    # time, RACP; and it was fed every notification and indication the sensor sent
-    notifications = _tool(
+    sent = _tool(
         "tshark", "-n", "-r", captured, "-Y", "btatt.opcode == 0x1b || btatt.opcode == 0x1d"
     ).splitlines()
-    assert result["outputs"] >= 8
-    assert result["inputs"]["rx"] > len(notifications)
+    if side == "sensor":
+        # the receiver was fed every notification and indication the sensor sent, and asked
+        # what the captured collector asked: reads, subscriptions, the start time, RACP
+        assert result["inputs"]["rx"] > len(sent) and result["outputs"] >= 8
+    else:
+        # the transmitter sent every notification and indication the sensor sent, and gave
+        # every answer it gave
+        assert result["inputs"]["tx"] > len(sent) and result["outputs"] > len(sent)
 
 
 @pytest.mark.slow  # two more cgmsim processes: seconds each on a loaded machine
@@ -226,8 +231,9 @@ def _live_notification(capture: pathlib.Path) -> tuple[int, bytes, int]:
     return int(frame), bytes.fromhex(raw), int(float(glucose))
 
 
+@pytest.mark.parametrize("side", ["sensor", "collector"])
 def test_a_sensor_that_sent_one_different_glucose_replays_red_at_that_frame(
-    captured: pathlib.Path, tmp_path: pathlib.Path
+    captured: pathlib.Path, tmp_path: pathlib.Path, side: str
 ) -> None:
     frame, pdu, glucose = _live_notification(captured)
     # ATT: opcode, handle (2), then the record: size, flags, glucose SFLOAT (2, low byte first)
@@ -245,15 +251,24 @@ def test_a_sensor_that_sent_one_different_glucose_replays_red_at_that_frame(
     )  # fmt: skip
     assert int(float(seen)) == glucose + 7  # tshark reads the changed value at that frame
 
-    done = _import_and_replay(edited, tmp_path)
+    done = _import_and_replay(edited, tmp_path, side=side)
     assert done.returncode == 1, done.stdout + done.stderr
     divergence = json.loads(done.stdout)["divergence"]
     assert divergence["frame"] == frame
-    assert divergence["actual"]["type"] == "FrameRejected"
-    assert "CRC" in divergence["actual"]["reason"]
     assert f"capture frame {frame} " in divergence["message"]
+    if side == "sensor":  # our receiver refuses the frame the sensor sent
+        assert divergence["actual"]["type"] == "FrameRejected"
+        assert "CRC" in divergence["actual"]["reason"]
+    else:  # our transmitter, given that glucose, sends it with its right CRC
+        assert divergence["expected"] == {
+            "type": "Notify",
+            "uuid": 0x2AA7,
+            "value": changed.hex()[6:],
+        }
+        ours = bytes.fromhex(divergence["actual"]["value"])
+        assert ours[:6] == bytes(changed[3:9]) and ours[-2:] != bytes(changed[-2:])
     # and the unchanged capture is green (the check above is the edit's, not the import's)
-    assert _import_and_replay(captured, tmp_path).returncode == 0
+    assert _import_and_replay(captured, tmp_path, side=side).returncode == 0
 
 
 @pytest.mark.parametrize(

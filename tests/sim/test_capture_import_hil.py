@@ -2,8 +2,8 @@
 ``cgmsim receiver`` in separate processes over two virtual controllers on pseudo-terminals
 (docs/hil.md, "Without hardware"), each writing bumble's btsnoop of its own HCI traffic
 (``BUMBLE_SNOOPER``), at ``--speed 300`` with E2E-CRC. Both captures, the sensor's and the
-collector's, imported from the sensor side with the same ``--speed``, replay green against our
-receiver core."""
+collector's, imported from either side with the same ``--speed``, replay green against our
+receiver core and our transmitter core."""
 
 from __future__ import annotations
 
@@ -51,16 +51,19 @@ def test_captures_of_the_hil_processes_replay_green(ptys, tmp_path: Path) -> Non
         tx.terminate()
         tx.wait(timeout=30)
         tx_err.close()
-    for capture in (tx_capture, rx_capture):  # imported and replayed in this process
-        recording = capture.with_suffix(".jsonl")
-        runner = CliRunner()
-        imported = runner.invoke(
-            cli,
-            ["import", str(capture), "--out", str(recording), "--side", "sensor", "--speed", SPEED],
-        )
-        assert imported.exit_code == 0, imported.stderr
-        replayed = runner.invoke(cli, ["replay", str(recording), "--check", "--json"])
-        assert replayed.exit_code == 0, f"{capture.name}: {replayed.stdout}{replayed.stderr}"
-        result = json.loads(replayed.stdout)
-        assert result["identical"] is True
-        assert result["inputs"]["rx"] >= 10 and result["outputs"] >= 8
+    runner = CliRunner()  # imported and replayed in this process
+    for capture in (tx_capture, rx_capture):
+        for side, core in (("sensor", "rx"), ("collector", "tx")):
+            recording = capture.with_suffix(f".{side}.jsonl")
+            imported = runner.invoke(
+                cli,
+                ["import", str(capture), "--out", str(recording), "--side", side,
+                 "--speed", SPEED],
+            )  # fmt: skip
+            assert imported.exit_code == 0, imported.stderr
+            replayed = runner.invoke(cli, ["replay", str(recording), "--check", "--json"])
+            what = f"{capture.name} {side}: {replayed.stdout}{replayed.stderr}"
+            assert replayed.exit_code == 0, what
+            result = json.loads(replayed.stdout)
+            assert result["identical"] is True
+            assert result["inputs"][core] >= 10 and result["outputs"] >= 8
