@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 
 import click
 
@@ -17,11 +16,6 @@ from firmware.profiles import PROFILES
 from sim.capture.cgms_handles import HandlesError, parse_handles
 from sim.capture.hci_files import CaptureError
 from sim.capture.importer import SIDES, write_recording
-
-
-def _bad(message: str) -> None:
-    click.echo(f"cgmsim: error: {message}", err=True)
-    sys.exit(2)
 
 
 @click.command("import")
@@ -65,18 +59,16 @@ def command(
     """Import a btsnoop or pcap/pcapng HCI CAPTURE of a CGM sensor and its collector as a
     recording of one side, for ``cgmsim replay --check``."""
     if not capture.is_file():
-        _bad(f"{capture}: no such file")
+        raise click.ClickException(f"{capture}: no such file")  # one line, exit 2 (sim.cli)
     try:
         known = parse_handles(handles) if handles is not None else None
         partial = out.with_name(out.name + ".partial")
         summary = write_recording(capture, partial, side, profile, known, speed)
     except HandlesError as error:
-        _bad(str(error))
-        return
+        raise click.ClickException(str(error)) from None
     except CaptureError as error:
         partial.unlink(missing_ok=True)
-        _bad(f"{capture}: {error}")
-        return
+        raise click.ClickException(f"{capture}: {error}") from None
     partial.replace(out)
     if as_json:
         click.echo(json.dumps(summary))

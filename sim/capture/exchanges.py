@@ -61,6 +61,16 @@ class Request:
     indicate: bool = False
 
 
+def as_event(request: Request, read: type, write: type, subscribe: type) -> object:
+    """``request`` as the event a core takes or emits: ``read(uuid)``, ``write(uuid, value)``
+    or ``subscribe(uuid, notify, indicate)``."""
+    if request.kind == "read":
+        return read(request.uuid)
+    if request.kind == "write":
+        return write(request.uuid, request.value or b"")
+    return subscribe(request.uuid, request.notify, request.indicate)
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     frame: Frame

@@ -71,12 +71,15 @@ _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 def read_packets(path: pathlib.Path | str) -> list[HciPacket]:
     """Every HCI packet of the capture at ``path``, in file order."""
     data = pathlib.Path(path).read_bytes()
-    if data.startswith(BTSNOOP_MAGIC):
-        return list(_btsnoop(data))
-    if data[:4] in _PCAP_MAGIC:
-        return list(_pcap(data))
-    if data.startswith(_PCAPNG_SHB):
-        return list(_pcapng(data))
+    try:
+        if data.startswith(BTSNOOP_MAGIC):
+            return list(_btsnoop(data))
+        if data[:4] in _PCAP_MAGIC:
+            return list(_pcap(data))
+        if data.startswith(_PCAPNG_SHB):
+            return list(_pcapng(data))
+    except struct.error as error:  # a field read past the end of its block or record
+        raise CaptureError(f"a block or record is cut short ({error})") from None
     raise CaptureError("not a btsnoop, pcap or pcapng file (unknown magic number)")
 
 

@@ -21,7 +21,16 @@ from firmware.receiver.receiver import Receiver, ReceiverConfig
 from protocol.cgms import attributes, gatt
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
 from protocol.errors import ProtocolError
-from sim.capture.exchanges import Answer, Confirmation, Exchange, Link, Mtu, Request, Value
+from sim.capture.exchanges import (
+    Answer,
+    Confirmation,
+    Exchange,
+    Link,
+    Mtu,
+    Request,
+    Value,
+    as_event,
+)
 from sim.capture.recording_lines import Lines, first_frame
 from sim.capture.session_time import session_times
 from sim.hil import session_ms
@@ -82,7 +91,9 @@ def sensor_side(items: list[Exchange], profile: str, speed: float) -> list[dict[
                 lines.input(t, frame, "disconnected", reason="link lost")
                 held, asking = [], False
             case Request():
-                lines.expect(_collector_request(item), item.frame)
+                lines.expect(
+                    as_event(item, ReadRequest, WriteRequest, SubscribeRequest), item.frame
+                )
                 asking = True
             case Answer(frame=frame, request=request, value=value, error=error):
                 hexed = None if value is None else value.hex()
@@ -104,11 +115,3 @@ def sensor_side(items: list[Exchange], profile: str, speed: float) -> list[dict[
 def _value_input(lines: Lines, item: Value, t: int) -> None:
     name = "indication" if item.indication else "notification"
     lines.input(t, item.frame, name, uuid=item.uuid, value=item.value.hex())
-
-
-def _collector_request(request: Request) -> object:
-    if request.kind == "read":
-        return ReadRequest(request.uuid)
-    if request.kind == "write":
-        return WriteRequest(request.uuid, request.value or b"")
-    return SubscribeRequest(request.uuid, request.notify, request.indicate)

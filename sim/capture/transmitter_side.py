@@ -31,7 +31,17 @@ from firmware.transmitter.algorithm import FactoryCalibration
 from firmware.transmitter.server import TransmitterConfig
 from protocol.cgms import gatt
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
-from sim.capture.exchanges import Answer, Confirmation, Exchange, Frame, Link, Mtu, Request, Value
+from sim.capture.exchanges import (
+    Answer,
+    Confirmation,
+    Exchange,
+    Frame,
+    Link,
+    Mtu,
+    Request,
+    Value,
+    as_event,
+)
 from sim.capture.recording_lines import Lines, first_frame
 from sim.capture.session_time import measurement_records, session_times
 from sim.hil import session_ms
@@ -70,14 +80,6 @@ def _respond(answer: Answer) -> dict[str, Any]:
     return {"type": "Respond", "uuid": answer.request.uuid, "value": value, "error": answer.error}
 
 
-def _gatt_input(request: Request) -> object:
-    if request.kind == "read":
-        return Read(request.uuid)
-    if request.kind == "write":
-        return Write(request.uuid, request.value or b"")
-    return Subscribe(request.uuid, request.notify, request.indicate)
-
-
 def collector_side(items: list[Exchange], profile: str, speed: float) -> list[dict[str, Any]]:
     """Lines that drive our transmitter with what the collector asked."""
     times = session_times(items, speed)
@@ -113,7 +115,9 @@ def collector_side(items: list[Exchange], profile: str, speed: float) -> list[di
             case Mtu(frame=frame, mtu=mtu):
                 lines.input(now, frame, "receive", event=event_json(MtuChanged(mtu)))
             case Request(frame=frame):
-                lines.input(now, frame, "receive", event=event_json(_gatt_input(item)))
+                lines.input(
+                    now, frame, "receive", event=event_json(as_event(item, Read, Write, Subscribe))
+                )
             case Answer():
                 lines.expect_json(_respond(item), item.frame)
             case Value(frame=frame, uuid=uuid, value=value, indication=indication):

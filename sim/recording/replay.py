@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,6 +227,38 @@ def _start(record: dict[str, Any]) -> Any:
     return Transmitter(config, factory, now, start_session=from_json(bool, record.get("session")))
 
 
+class _Diverged(Exception):
+    def __init__(self, divergence: Divergence) -> None:
+        super().__init__(divergence.message())
+        self.divergence = divergence
+
+
+def _apply(
+    cores: dict[str, Any],
+    number: int,
+    record: dict[str, Any],
+    result: ReplayResult,
+    before: Callable[[Any], None] | None = None,
+) -> tuple[Any, str]:
+    """Give a line's input to its core (a start line builds it; ``before`` runs first on an
+    existing core); the core and what the input was. ``RecordingError`` for a bad line."""
+    core_name = record["core"]
+    try:
+        if record["in"] == "start":
+            cores[core_name] = core = _start(record)
+            return core, "start"
+        core = cores.get(core_name)
+        if core is None:
+            raise CodecError(f"an input to the {CORE_NAMES[core_name]} before its start")
+        if before is not None:
+            before(core)
+        what = _feed(core, record)
+        result.inputs[core_name] += 1
+        return core, what
+    except (CodecError, KeyError, TypeError, ValueError) as error:
+        raise RecordingError(number, f"bad {record['in']!r} line: {error}") from None
+
+
 def replay(path: pathlib.Path | str) -> ReplayResult:
     """Re-drive the recorded cores and compare; ``RecordingError`` when the file is
     truncated, corrupted or of a newer format (naming the line)."""
@@ -235,19 +268,8 @@ def replay(path: pathlib.Path | str) -> ReplayResult:
     result = ReplayResult(head)
     cores: dict[str, Any] = {}
     for number, record in records:
+        core, what = _apply(cores, number, record, result)
         core_name = record["core"]
-        try:
-            if record["in"] == "start":
-                cores[core_name] = core = _start(record)
-                what = "start"
-            else:
-                core = cores.get(core_name)
-                if core is None:
-                    raise CodecError(f"an input to the {CORE_NAMES[core_name]} before its start")
-                what = _feed(core, record)
-                result.inputs[core_name] += 1
-        except (CodecError, KeyError, TypeError, ValueError) as error:
-            raise RecordingError(number, f"bad {record['in']!r} line: {error}") from None
         result.end_ms = max(result.end_ms, record["t"])
         expected = record["out"]
         index = 0
@@ -311,28 +333,23 @@ def _replay_capture(
         return None
 
     for number, record in records:
-        core_name = record["core"]
+
+        def timers(core: Any, number: int = number, record: dict[str, Any] = record) -> None:
+            """The core's own timers up to this input, as any driver runs them."""
+            for _ in range(_TIMER_STEPS):
+                due = core.get_timer()
+                if due is None or due > record["t"]:
+                    return
+                core.handle_timer(due)
+                divergence = compare(number, record, core, f"timer at {due} ms")
+                if divergence is not None:
+                    raise _Diverged(divergence)
+
         try:
-            if record["in"] == "start":
-                cores[core_name] = core = _start(record)
-                what = "start"
-            else:
-                core = cores.get(core_name)
-                if core is None:
-                    raise CodecError(f"an input to the {CORE_NAMES[core_name]} before its start")
-                for _ in range(_TIMER_STEPS):
-                    due = core.get_timer()
-                    if due is None or due > record["t"]:
-                        break
-                    core.handle_timer(due)
-                    divergence = compare(number, record, core, f"timer at {due} ms")
-                    if divergence is not None:
-                        result.divergence = divergence
-                        return result
-                what = _feed(core, record)
-                result.inputs[core_name] += 1
-        except (CodecError, KeyError, TypeError, ValueError) as error:
-            raise RecordingError(number, f"bad {record['in']!r} line: {error}") from None
+            core, what = _apply(cores, number, record, result, before=timers)
+        except _Diverged as diverged:
+            result.divergence = diverged.divergence
+            return result
         result.end_ms = max(result.end_ms, record["t"])
         divergence = compare(number, record, core, what)
         if divergence is not None:

@@ -18,11 +18,13 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from sim.capture.att_stream import AttPdu, conversation
-from sim.capture.hci_files import read_packets
+from sim.capture.hci_files import CaptureError, read_packets
+from sim.capture.importer import write_recording
 from sim.cli import cli
 from tests.support import tshark
 
@@ -326,3 +328,27 @@ def test_bad_handles_are_one_line_and_exit_2(
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert says in line, line
+
+
+@pytest.mark.parametrize("damage", ["cut", "flip"])
+def test_a_damaged_capture_is_refused_or_read_never_a_crash(
+    captured: pathlib.Path, tmp_path: pathlib.Path, damage: str
+) -> None:
+    """Cut at many places, or with bytes overwritten: the import either reads what is there or
+    refuses with a CaptureError, whatever the damage hits (headers, lengths, ATT PDUs)."""
+    data = captured.read_bytes()
+    rng = np.random.default_rng(17)
+    damaged = tmp_path / "damaged.btsnoop"
+    refused = 0
+    for _ in range(40):
+        at = int(rng.integers(1, len(data)))
+        if damage == "cut":
+            damaged.write_bytes(data[:at])
+        else:
+            damaged.write_bytes(data[:at] + bytes([int(rng.integers(256))]) + data[at + 1 :])
+        for side in ("sensor", "collector"):
+            try:
+                write_recording(damaged, tmp_path / "out.jsonl", side, "g7", None)
+            except CaptureError:
+                refused += 1
+    assert refused > 0  # the damage was seen somewhere
