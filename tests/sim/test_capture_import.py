@@ -12,6 +12,7 @@ HIL processes' captures are in tests/sim/test_capture_import_hil.py.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import struct
@@ -54,10 +55,14 @@ def _run(*args: str | pathlib.Path) -> subprocess.CompletedProcess[str]:
 
 
 def _tool(*args: str | pathlib.Path) -> str:
+    """Wireshark's tshark or editcap; what it printed."""
     tshark.require()
-    done = subprocess.run(
-        [*map(str, args)], capture_output=True, text=True, timeout=60, check=False
-    )
+    return _tool_output(tuple(map(str, args)))
+
+
+@functools.cache  # the same question about the same (module-scoped) file: asked once
+def _tool_output(args: tuple[str, ...]) -> str:
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
