@@ -17,6 +17,7 @@ import click
 from protocol.cgms.codecs import codec_for
 from protocol.errors import ProtocolError
 from sim.bonds_command import bonds_command
+from sim.capture.command import command as import_command
 from sim.conformance.command import conformance_command
 from sim.dongles import dongles_command
 from sim.fuzz.command import command as fuzz_command
@@ -464,6 +465,7 @@ cli.add_command(bonds_command)
 cli.add_command(receiver_command)
 cli.add_command(fuzz_command)
 cli.add_command(replay_command)
+cli.add_command(import_command)
 cli.add_command(population_command)
 cli.add_command(conformance_command)
 cli.add_command(dongles_command)
