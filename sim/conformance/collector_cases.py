@@ -59,10 +59,6 @@ def case(
     return register
 
 
-def collector_cases() -> list[Case]:
-    return list(COLLECTOR_CASES)
-
-
 # --- helpers ---------------------------------------------------------------------------------
 
 

@@ -26,8 +26,8 @@ from firmware.profiles import G6, G7, MINUTE_MS
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
 from sim import hil
-from sim.conformance.collector_cases import collector_cases
 from sim.conformance.collector_script import CollectorOptions, Script
+from sim.conformance.collector_suite import collector_suite
 from sim.conformance.registry import (
     Case,
     Result,
@@ -68,7 +68,7 @@ class CollectorRun:
 
     async def run(self) -> list[Result]:
         results: list[Result] = []
-        for case in collector_cases():
+        for case in collector_suite():
             if not self.only(case):
                 continue
             result = await self._one(case)
