@@ -52,6 +52,7 @@ async def run_collector_local(
     options: CollectorOptions | None = None,
     insecure: bool = False,
     refusals: list[str] | None = None,
+    e2e_crc: bool = False,
 ) -> list[Result]:
     options = options or CollectorOptions(speed=speed, connect_wait_s=30.0, step_s=20.0)
     link = LocalLink()
@@ -96,7 +97,12 @@ async def run_collector_local(
 
     try:
         results, _ = await serve(
-            sensor_device, options, passkey=PASSKEY, only=only, on_ready=start_collector
+            sensor_device,
+            options,
+            passkey=PASSKEY,
+            e2e_crc=e2e_crc,
+            only=only,
+            on_ready=start_collector,
         )
     finally:
         receiver.stop()

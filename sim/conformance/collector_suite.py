@@ -3,10 +3,14 @@ rogue-sensor cases last: each leaves the sensor rogue)."""
 
 from __future__ import annotations
 
-from sim.conformance import collector_cases, collector_rogue
+from sim.conformance import collector_cases, collector_codes, collector_rogue
 from sim.conformance.registry import Case
 
-CASE_MODULES = (collector_cases, collector_rogue)  # importing them registers, in this order
+CASE_MODULES = (
+    collector_cases,
+    collector_codes,
+    collector_rogue,
+)  # importing them registers, in this order
 
 
 def collector_suite() -> list[Case]:
