@@ -33,6 +33,10 @@ FEATURE, STATUS, SST = gatt.FEATURE.uuid, gatt.STATUS.uuid, gatt.SESSION_START_T
 PROCEDURE_TIMEOUT_S = 30.0  # CGMS §3.6 / Core Vol 3 Part F 3.3.3: a procedure times out
 TIMEOUT_TOLERANCE_S = 3.0  # the collector's clock and ours
 RECOVERY_S = 60.0  # after an error answer, the collector asks again within this
+TIMEOUT_SPEC = (
+    "CGMS §3.6 (a RACP procedure times out after 30 s without progress); Core Vol 3 Part F "
+    "3.3.3 (the 30 s transaction timeout)"
+)
 
 COLLECTOR_CASES: list[Case] = []
 
@@ -410,8 +414,7 @@ async def busy(script: Script) -> str:
 @case(
     "CGMSIM/COL/RAE/BI-03-C",
     "No answer to Report Stored Records: the collector times out after 30 s and recovers",
-    "CGMS §3.6 (a RACP procedure times out after 30 s without progress); Core Vol 3 Part F "
-    "3.3.3 (the 30 s transaction timeout)",
+    TIMEOUT_SPEC,
     timeout_s=240.0,
     outage=True,
 )

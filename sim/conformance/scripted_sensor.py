@@ -36,10 +36,12 @@ from bumble.pairing import PairingConfig, PairingDelegate
 
 from firmware.events import GattInput, Notify, Read, Respond, Sent, Subscribe, Write
 from protocol.cgms import gatt
+from protocol.cgms.racp import RacpOpcode
 from sim.links.ble import BleTransmitter, DisplayPasskey, mitm_protected
 
 RACP = gatt.RACP.uuid
-REPORT_STORED_RECORDS = 0x01
+REPORT_STORED_RECORDS = int(RacpOpcode.REPORT_STORED_RECORDS)
+REPORT_NUMBER = int(RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS)
 # SMP AuthReq bits (Core Vol 3 Part H 3.5.1)
 BONDING, MITM, SC = 0x01, 0x04, 0x08
 ROGUE_KINDS = ("just-works", "legacy", "open")
@@ -101,7 +103,7 @@ class ScriptedSensor(BleTransmitter):
     the next RACP requests as ``racp_script`` says: ``("code", rc)`` a response code
     indication ``06 00 <op> rc`` for a Report Stored Records, ``("att", code)`` an ATT error to
     any RACP write, ``("silent", None)`` the write accepted and then nothing (a Report Stored
-    Records)."""
+    Records), ``("silent-count", None)`` the same for a Report Number of Stored Records."""
 
     def __init__(self, *args: Any, passkey: int, **kwargs: Any) -> None:
         super().__init__(*args, passkey=passkey, **kwargs)
@@ -269,8 +271,9 @@ class ScriptedSensor(BleTransmitter):
         if how == "att":
             self.racp_script.popleft()
             return Respond(RACP, error=code)
-        if not request.value or request.value[0] != REPORT_STORED_RECORDS:
-            return None  # the script answers a report; the core the rest
+        wanted = REPORT_NUMBER if how == "silent-count" else REPORT_STORED_RECORDS
+        if not request.value or request.value[0] != wanted:
+            return None  # the script answers a report (or a count); the core the rest
         self.racp_script.popleft()
         if how == "code":
             assert code is not None
