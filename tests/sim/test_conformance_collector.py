@@ -143,13 +143,14 @@ def test_conformance_collector_against_cgmsim_receiver(
     # (another 30 s) runs in process only.
     ids = [i for i in IDS if i != COUNT_TIMEOUT and not (api and i in CODE_IDS)]
     only = [f"--only={i}" for i in ids]
+    e2e = ["--e2e-crc"] if api else []  # the bleak run's sensor with E2E-CRC: both covered
     err = (tmp_path / "conformance.err").open("w")
     started = time.perf_counter()
     tester = subprocess.Popen(
         [
             str(CGMSIM),
             *("conformance", "--role", "collector", "--transport", sensor_port),
-            *("--speed", str(int(SPEED)), "--connect-wait", "30", "--json", *only),
+            *("--speed", str(int(SPEED)), "--connect-wait", "30", "--json", *e2e, *only),
         ],
         stdout=subprocess.PIPE,
         stderr=err,
@@ -189,6 +190,7 @@ def test_conformance_collector_against_cgmsim_receiver(
             tester.kill()
     wall = time.perf_counter() - started
     data = json.loads(out)
+    assert data["e2e_crc"] is bool(e2e)
     took = {c["id"].removeprefix("CGMSIM/COL/"): round(c["seconds"], 1) for c in data["cases"]}
     print(f"{api}: {data['summary']} in {wall:.1f} s wall, {len(runs)} receiver runs; {took}")
     errs = [(tmp_path / f"rx{run}.err").read_text() for run in range(len(runs))]
