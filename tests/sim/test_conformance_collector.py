@@ -77,6 +77,13 @@ def test_our_receiver_passes_every_collector_case_with_an_e2e_crc_sensor() -> No
     assert "retrieved with RACP" in verdicts["CGMSIM/COL/RAR/BV-01-C"][1]
 
 
+def test_a_new_receiver_refuses_each_rogue_met_as_its_first_sensor() -> None:
+    refusals: list[str] = []
+    verdicts = _verdicts(refusals=refusals, only=lambda case: case.id.startswith(ROGUE))
+    assert {i: v[0] for i, v in verdicts.items()} == dict.fromkeys(ROGUE_IDS, Verdict.PASS)
+    assert [any(r in said for said in refusals) for r in REFUSALS] == [True] * 3, refusals
+
+
 def test_a_receiver_that_trusts_any_sensor_fails_every_rogue_case() -> None:
     """``--insecure`` (lab only) lets weak sensors through: a new receiver meeting each rogue
     as its first sensor subscribes to it."""
