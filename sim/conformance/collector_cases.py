@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bumble.gatt import GATT_CHARACTERISTIC_ATTRIBUTE_TYPE, GATT_PRIMARY_SERVICE_ATTRIBUTE_TYPE
 
 from protocol.cgms import gatt
+from protocol.cgms.racp import RacpResponseCode
 from sim.conformance import wire
 from sim.conformance.registry import Case, CaseFailed, Inconclusive, NotApplicable, Phase
 from sim.conformance.scripted_sensor import BONDING, SC, AirEvent
@@ -32,7 +33,10 @@ FEATURE, STATUS, SST = gatt.FEATURE.uuid, gatt.STATUS.uuid, gatt.SESSION_START_T
 PROCEDURE_TIMEOUT_S = 30.0  # CGMS §3.6 / Core Vol 3 Part F 3.3.3: a procedure times out
 TIMEOUT_TOLERANCE_S = 3.0  # the collector's clock and ours
 RECOVERY_S = 60.0  # after an error answer, the collector asks again within this
-PROCEDURE_NOT_COMPLETED = 0x08  # RACP response code (CGMS §3.6.3.6)
+TIMEOUT_SPEC = (
+    "CGMS §3.6 (a RACP procedure times out after 30 s without progress); Core Vol 3 Part F "
+    "3.3.3 (the 30 s transaction timeout)"
+)
 
 COLLECTOR_CASES: list[Case] = []
 
@@ -59,10 +63,6 @@ def case(
     return register
 
 
-def collector_cases() -> list[Case]:
-    return list(COLLECTOR_CASES)
-
-
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -70,8 +70,9 @@ def _is_report(event: AirEvent) -> bool:
     return event.kind == "write" and event.uuid == RACP and event.value[:1] == b"\x01"
 
 
-def _delivered(script: Script, after: int, e2e: bool = False) -> set[int]:
+def _delivered(script: Script, after: int) -> set[int]:
     """Time offsets of the records notified since event index ``after``."""
+    e2e = script.sensor.core.config.e2e_crc
     found: set[int] = set()
     for event in script.sensor.events[after:]:
         if event.kind == "notify" and event.uuid == MEASUREMENT:
@@ -385,10 +386,16 @@ def _after(script: Script, event: AirEvent) -> int:
     outage=True,
 )
 async def not_completed(script: Script) -> str:
-    mark, write = await _answered(script, "code", PROCEDURE_NOT_COMPLETED)
+    return await answered_with(script, RacpResponseCode.PROCEDURE_NOT_COMPLETED)
+
+
+async def answered_with(script: Script, code: int) -> str:
+    """After an outage, the collector's report answered with response ``code``: it must go
+    on (write RACP again or drop the link) and still get every record made meanwhile."""
+    mark, write = await _answered(script, "code", code)
     how = await _recovery(script, write)
     got = await _backfilled(script, mark, script.missed, RECOVERY_S + script.options.connect_wait_s)
-    return f"{write.value.hex()} answered 06 00 01 08; {how}; {got}"
+    return f"{write.value.hex()} answered 06 00 01 {code:02x}; {how}; {got}"
 
 
 @case(
@@ -407,8 +414,7 @@ async def busy(script: Script) -> str:
 @case(
     "CGMSIM/COL/RAE/BI-03-C",
     "No answer to Report Stored Records: the collector times out after 30 s and recovers",
-    "CGMS §3.6 (a RACP procedure times out after 30 s without progress); Core Vol 3 Part F "
-    "3.3.3 (the 30 s transaction timeout)",
+    TIMEOUT_SPEC,
     timeout_s=240.0,
     outage=True,
 )

@@ -2,8 +2,12 @@
 bumble device, ``cgmsim receiver``'s adapter (``sim.links.ble_receiver.BleReceiver``) and core on
 another, over bumble's in-process link, on the running loop (the virtual-time loop in tests:
 the 30 s timeout case then costs no wall time). ``make_receiver`` may plant a defect in the
-collector, which must FAIL the case that catches it; ``cgmsim conformance --role collector``
-against ``cgmsim receiver`` is the same sensor over a real or virtual controller."""
+collector, which must FAIL the case that catches it (``insecure``: the adapter's lab-only
+override, which must FAIL the rogue-sensor cases). A receiver that refuses a rogue sensor ends
+(``InsecureSensor``, as ``cgmsim receiver`` exits 2) and is started again, with the same core,
+as a user would start it again; ``refusals`` collects what each said. ``cgmsim conformance
+--role collector`` against ``cgmsim receiver`` is the same sensor over a real or virtual
+controller."""
 
 from __future__ import annotations
 
@@ -18,15 +22,17 @@ from firmware.profiles import G7
 from firmware.receiver.collector import CollectorConfig
 from firmware.receiver.receiver import RECONNECT_MS, Receiver, ReceiverConfig
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
-from sim.clock.live import LiveClock, session_ms
+from sim.clock.live import LiveClock, clock_tolerance_ms, session_ms
 from sim.conformance.collector_runner import SENSOR_ADDRESS, CollectorOptions, serve
 from sim.conformance.registry import Case, Result
 from sim.links.ble import in_process_device
 from sim.links.ble_receiver import BleReceiver
+from sim.links.gatt_client import InsecureSensor
 
 PASSKEY = 123_456
 COLLECTOR_ADDRESS = "C0:CA:FE:00:00:C0"
 SPEED = 1500.0
+RESTART_S = 1.0  # a receiver that refused a sensor is started again this much later
 
 
 def receiver_core(speed: float = SPEED) -> Receiver:
@@ -34,6 +40,7 @@ def receiver_core(speed: float = SPEED) -> Receiver:
     collector = CollectorConfig(
         datetime.datetime(2024, 1, 1),
         procedure_timeout_ms=session_ms(PROCEDURE_TIMEOUT_MS, speed),
+        clock_tolerance_ms=clock_tolerance_ms(speed),
     )
     return Receiver(ReceiverConfig(G7, collector), 0)
 
@@ -44,6 +51,9 @@ async def run_collector_local(
     speed: float = SPEED,
     only: Callable[[Case], bool] | None = None,
     options: CollectorOptions | None = None,
+    insecure: bool = False,
+    refusals: list[str] | None = None,
+    e2e_crc: bool = False,
 ) -> list[Result]:
     options = options or CollectorOptions(speed=speed, connect_wait_s=30.0, step_s=20.0)
     link = LocalLink()
@@ -52,24 +62,48 @@ async def run_collector_local(
     await sensor_device.power_on()
     await collector_device.power_on()
     clock = LiveClock(speed)
-    receiver = BleReceiver(
-        collector_device,
-        make_receiver(speed),
-        sensor_device.random_address,
-        clock.now_ms,
-        clock.to_loop,
-        passkey=PASSKEY,
-        reconnect_delay_ms=RECONNECT_MS,
-    )
+    core = make_receiver(speed)
+
+    def adapter() -> BleReceiver:
+        made = BleReceiver(
+            collector_device,
+            core,
+            sensor_device.random_address,
+            clock.now_ms,
+            clock.to_loop,
+            passkey=PASSKEY,
+            reconnect_delay_ms=RECONNECT_MS,
+        )
+        made.insecure = insecure
+        return made
+
+    receiver = adapter()
     runner: asyncio.Task[None] | None = None
+
+    async def keep_running() -> None:
+        nonlocal receiver
+        while True:
+            try:
+                await receiver.run()
+                return
+            except InsecureSensor as refused:
+                if refusals is not None:
+                    refusals.append(str(refused))
+                await asyncio.sleep(RESTART_S)
+                receiver = adapter()
 
     def start_collector(address: str) -> None:
         nonlocal runner
-        runner = asyncio.ensure_future(receiver.run())
+        runner = asyncio.ensure_future(keep_running())
 
     try:
         results, _ = await serve(
-            sensor_device, options, passkey=PASSKEY, only=only, on_ready=start_collector
+            sensor_device,
+            options,
+            passkey=PASSKEY,
+            e2e_crc=e2e_crc,
+            only=only,
+            on_ready=start_collector,
         )
     finally:
         receiver.stop()

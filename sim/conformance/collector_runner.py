@@ -27,8 +27,8 @@ from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms.racp import PROCEDURE_TIMEOUT_MS
 from sim import hil
 from sim.clock.live import LiveClock, session_ms
-from sim.conformance.collector_cases import collector_cases
 from sim.conformance.collector_script import CollectorOptions, Script
+from sim.conformance.collector_suite import collector_suite
 from sim.conformance.registry import (
     Case,
     Result,
@@ -68,7 +68,7 @@ class CollectorRun:
 
     async def run(self) -> list[Result]:
         results: list[Result] = []
-        for case in collector_cases():
+        for case in collector_suite():
             if not self.only(case):
                 continue
             result = await self._one(case)
@@ -89,11 +89,16 @@ class CollectorRun:
         return Result(case, verdict, reason, frames, time.perf_counter() - start)
 
 
-def make_core(profile: str = "g7", start_ms: int = START_MS, speed: float = 1.0) -> Transmitter:
+def make_core(
+    profile: str = "g7", start_ms: int = START_MS, speed: float = 1.0, e2e_crc: bool = False
+) -> Transmitter:
     """Our transmitter core ``start_ms`` into its session, a reading every 5 minutes so far;
-    its own RACP timeout 30 s of link time."""
+    its own RACP timeout 30 s of link time; ``e2e_crc``: E2E-CRC on every value (Feature bit
+    12)."""
     config = TransmitterConfig(
-        G6 if profile == "g6" else G7, procedure_timeout_ms=session_ms(PROCEDURE_TIMEOUT_MS, speed)
+        G6 if profile == "g6" else G7,
+        procedure_timeout_ms=session_ms(PROCEDURE_TIMEOUT_MS, speed),
+        e2e_crc=e2e_crc,
     )
     core = Transmitter(config, corpus.CALIBRATION, 0)
     for now in range(SAMPLE_MS, start_ms + 1, SAMPLE_MS):
@@ -107,6 +112,7 @@ async def serve(
     *,
     passkey: int,
     profile: str = "g7",
+    e2e_crc: bool = False,
     only: Callable[[Case], bool] | None = None,
     on_result: Callable[[Result], None] | None = None,
     on_ready: Callable[[str], None] | None = None,
@@ -114,7 +120,7 @@ async def serve(
     """Play the sensor on ``device`` (powered on) and run the collector cases; returns the
     results and the collector's identity address (None if it never bonded)."""
     clock = LiveClock(options.speed, START_MS)
-    core = make_core(profile, START_MS, options.speed)
+    core = make_core(profile, START_MS, options.speed, e2e_crc)
     sensor = ScriptedSensor(
         device, core, clock.now_ms, passkey=passkey, name="cgmsim", to_loop=clock.to_loop
     )
@@ -148,6 +154,8 @@ async def run_collector(
     *,
     passkey: int,
     address: str = SENSOR_ADDRESS,
+    profile: str = "g7",
+    e2e_crc: bool = False,
     only: Callable[[Case], bool] | None = None,
     on_result: Callable[[Result], None] | None = None,
     on_ready: Callable[[str], None] | None = None,
@@ -159,6 +167,13 @@ async def run_collector(
         device = Device.with_hci("cgmsim", Address(address), hci.source, hci.sink)
         await device.power_on()
         results, peer = await serve(
-            device, options, passkey=passkey, only=only, on_result=on_result, on_ready=on_ready
+            device,
+            options,
+            passkey=passkey,
+            profile=profile,
+            e2e_crc=e2e_crc,
+            only=only,
+            on_result=on_result,
+            on_ready=on_ready,
         )
     return CollectorRunResult(peer, results, time.perf_counter() - started)

@@ -68,10 +68,13 @@ class Script:
         handles = [c.handle for c in self.sensor.characteristics.values()]
         return min(handles) - 1, max(handles) + 1  # declarations to the last CCCD
 
-    async def outage(self, *, forget: bool = False, readings: int | None = None) -> int:
+    async def outage(
+        self, *, forget: bool = False, readings: int | None = None, rogue: str | None = None
+    ) -> int:
         """Drop the link, make ``readings`` readings (default ``offline_readings``) with
-        nobody connected, ``forget`` the collector's bond if asked, advertise again. Returns the
-        index of the first event after the drop; ``missed`` holds the offsets made meanwhile."""
+        nobody connected, ``forget`` the collector's bond if asked, advertise again (as a
+        ``rogue`` sensor of that kind, knowing no bond, if asked). Returns the index of the
+        first event after the drop; ``missed`` holds the offsets made meanwhile."""
         sensor = self.sensor
         await sensor.drop()
         mark = len(sensor.events)
@@ -90,6 +93,9 @@ class Script:
         )
         if forget and self.identity is not None:
             await sensor.forget(self.identity)
-        await sensor.start()
+        if rogue is not None:
+            await sensor.forget_all()
+            sensor.go_rogue(rogue)
+        await sensor.advertise()
         self.outage_mark = mark
         return mark

@@ -112,6 +112,18 @@ from sim.hil_commands import _TRANSPORT_HELP, _address, _passkey
     metavar="S",
     help="Collector role: seconds the collector gets to connect (and pair) each time.",
 )
+@click.option(
+    "--profile",
+    type=click.Choice(["g7", "g6"]),
+    default="g7",
+    show_default=True,
+    help="Collector role: the sensor's device profile.",
+)
+@click.option(
+    "--e2e-crc",
+    is_flag=True,
+    help="Collector role: the sensor uses E2E-CRC on every value (CGM Feature bit 12).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option(
     "--junit",
@@ -136,6 +148,8 @@ def conformance_command(
     speed: float,
     offline_readings: int,
     connect_wait: float,
+    profile: str,
+    e2e_crc: bool,
     as_json: bool,
     junit: pathlib.Path | None,
 ) -> None:
@@ -155,7 +169,18 @@ def conformance_command(
     from sim.hil import TransportProblem
 
     if role == "collector":
-        _collector(transport, passkey, speed, offline_readings, connect_wait, only, as_json, junit)
+        _collector(
+            transport,
+            passkey,
+            speed,
+            offline_readings,
+            connect_wait,
+            only,
+            as_json,
+            junit,
+            profile=profile,
+            e2e_crc=e2e_crc,
+        )
         return
     if address is not None and name is not None:
         raise click.UsageError("--address and --name exclude each other")
@@ -216,6 +241,9 @@ def _collector(
     only: tuple[str, ...],
     as_json: bool,
     junit: pathlib.Path | None,
+    *,
+    profile: str = "g7",
+    e2e_crc: bool = False,
 ) -> None:
     """``--role collector``: play the sensor and judge the collector that connects."""
     import asyncio
@@ -241,7 +269,7 @@ def _collector(
     def ready(address: str) -> None:
         click.echo(
             f"cgmsim conformance: advertising as cgmsim ({address}) on {transport}, "
-            f"passkey {key:06d}, speed {speed:g}x",
+            f"passkey {key:06d}, speed {speed:g}x, {profile}{' with E2E-CRC' if e2e_crc else ''}",
             err=True,
         )
         sys.stderr.flush()
@@ -249,7 +277,14 @@ def _collector(
     try:
         run = asyncio.run(
             run_collector(
-                transport, options, passkey=key, only=selected, on_result=show, on_ready=ready
+                transport,
+                options,
+                passkey=key,
+                profile=profile,
+                e2e_crc=e2e_crc,
+                only=selected,
+                on_result=show,
+                on_ready=ready,
             )
         )
     except TransportProblem as problem:
@@ -261,6 +296,8 @@ def _collector(
         "transport": transport,
         "peer": run.peer,
         "speed": speed,
+        "profile": profile,
+        "e2e_crc": e2e_crc,
         "offline_readings": offline_readings,
         "wall_seconds": round(run.wall_seconds, 3),
     }

@@ -10,6 +10,13 @@ collector can be answered by the script instead of the core (a response code, an
 nothing at all), the link dropped, advertising paused while the sensor makes readings, and the
 collector's bond forgotten (its keys and its CCCD values), as a sensor that was reset would.
 
+And the sensor can turn rogue (``go_rogue``): the same GATT database and core, but with weak
+security of one of three kinds (``ROGUE_KINDS``), as an attacker's device posing as the sensor
+would offer it: ``just-works`` pairs as NoInputNoOutput (no MITM protection), ``legacy`` pairs
+with LE legacy passkey entry (no Secure Connections), ``open`` serves every value and CCCD
+without encryption. Its checks of the key in use, its encryption deadline and the refusal of
+weak pairings are off then; everything the collector does is logged as before.
+
 Like ``sim.fuzz.ble_receiver.RogueSensor``, but the core sees nothing the script answers: it is
 never left inside a procedure the collector was not served.
 """
@@ -25,15 +32,38 @@ from typing import Any
 from bumble import att, smp
 from bumble.device import Connection
 from bumble.keys import PairingKeys
+from bumble.pairing import PairingConfig, PairingDelegate
 
 from firmware.events import GattInput, Notify, Read, Respond, Sent, Subscribe, Write
 from protocol.cgms import gatt
-from sim.links.ble import BleTransmitter, mitm_protected
+from protocol.cgms.racp import RacpOpcode
+from sim.links.ble import BleTransmitter, DisplayPasskey, mitm_protected
 
 RACP = gatt.RACP.uuid
-REPORT_STORED_RECORDS = 0x01
+REPORT_STORED_RECORDS = int(RacpOpcode.REPORT_STORED_RECORDS)
+REPORT_NUMBER = int(RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS)
 # SMP AuthReq bits (Core Vol 3 Part H 3.5.1)
 BONDING, MITM, SC = 0x01, 0x04, 0x08
+ROGUE_KINDS = ("just-works", "legacy", "open")
+_PERMS = att.Attribute.Permissions
+
+
+def rogue_pairing(kind: str, passkey: int) -> PairingConfig:
+    """How a rogue sensor of ``kind`` pairs: ``legacy`` with LE legacy passkey entry showing
+    ``passkey``; ``just-works`` (and ``open``, if anyone asks) as NoInputNoOutput."""
+    random = PairingConfig.AddressType.RANDOM
+    if kind == "legacy":
+        return PairingConfig(
+            sc=False,
+            mitm=True,
+            bonding=True,
+            delegate=DisplayPasskey(passkey),
+            identity_address_type=random,
+        )
+    no_io = PairingDelegate(io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT)
+    return PairingConfig(
+        sc=True, mitm=False, bonding=True, delegate=no_io, identity_address_type=random
+    )
 
 
 @dataclass
@@ -73,10 +103,14 @@ class ScriptedSensor(BleTransmitter):
     the next RACP requests as ``racp_script`` says: ``("code", rc)`` a response code
     indication ``06 00 <op> rc`` for a Report Stored Records, ``("att", code)`` an ATT error to
     any RACP write, ``("silent", None)`` the write accepted and then nothing (a Report Stored
-    Records)."""
+    Records), ``("silent-count", None)`` the same for a Report Number of Stored Records."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, passkey: int, **kwargs: Any) -> None:
+        super().__init__(*args, passkey=passkey, **kwargs)
+        self.passkey = passkey
+        self.rogue: str | None = None  # one of ROGUE_KINDS once ``go_rogue`` was called
+        self.paused = False  # the script dropped the link: no advertising until it says
+        self._starting = 0  # start() calls under way
         self.events: list[AirEvent] = []
         self.links = 0
         self.racp_script: deque[tuple[str, int | None]] = deque()
@@ -143,8 +177,19 @@ class ScriptedSensor(BleTransmitter):
                 if isinstance(command, smp.SMP_Pairing_Request_Command):
                     detail["auth"] = int(command.auth_req)
                     detail["io"] = int(command.io_capability)
+                if isinstance(command, smp.SMP_Pairing_Failed_Command):
+                    detail["reason"] = int(command.reason)
                 sensor.log("smp", **detail)
                 super().on_smp_command(command)
+
+            def on_smp_pairing_request_command(
+                self, command: smp.SMP_Pairing_Request_Command
+            ) -> None:
+                if sensor.rogue is None:
+                    super().on_smp_pairing_request_command(command)
+                    return
+                self.attempted = True  # a rogue takes any pairing: bumble's own session
+                smp.Session.on_smp_pairing_request_command(self, command)
 
         self.device.smp_session_proxy = Session
 
@@ -226,8 +271,9 @@ class ScriptedSensor(BleTransmitter):
         if how == "att":
             self.racp_script.popleft()
             return Respond(RACP, error=code)
-        if not request.value or request.value[0] != REPORT_STORED_RECORDS:
-            return None  # the script answers a report; the core the rest
+        wanted = REPORT_NUMBER if how == "silent-count" else REPORT_STORED_RECORDS
+        if not request.value or request.value[0] != wanted:
+            return None  # the script answers a report (or a count); the core the rest
         self.racp_script.popleft()
         if how == "code":
             assert code is not None
@@ -245,10 +291,63 @@ class ScriptedSensor(BleTransmitter):
         with contextlib.suppress(Exception):  # the link may go meanwhile
             await self.device.indicate_subscriber(connection, characteristic, value)
 
+    # --- the rogue ---
+
+    def go_rogue(self, kind: str) -> None:
+        """Pair and serve with ``kind`` of weak security from the next connection on."""
+        if kind not in ROGUE_KINDS:
+            raise ValueError(f"a rogue sensor is one of {ROGUE_KINDS}, not {kind!r}")
+        self.rogue = kind
+        self.device.pairing_config_factory = lambda connection: rogue_pairing(kind, self.passkey)
+        if kind == "open":
+            for characteristic in self.characteristics.values():
+                characteristic.permissions = _PERMS.READABLE | _PERMS.WRITEABLE
+                for descriptor in characteristic.descriptors:
+                    descriptor.permissions = _PERMS.READABLE | _PERMS.WRITEABLE
+
+    def _on_connection(self, connection: Connection) -> None:
+        if self.rogue == "open":  # it asks for no security
+            connection.request_pairing = lambda: None  # type: ignore[method-assign]
+        super()._on_connection(connection)
+
+    def _check_level4(self, connection: Connection) -> None:
+        if self.rogue is None:
+            super()._check_level4(connection)
+        elif self.rogue != "open" and not connection.is_encrypted:
+            raise att.ATT_Error(att.ErrorCode.INSUFFICIENT_ENCRYPTION)
+
+    def _too_slow(self, connection: Connection) -> None:
+        if self.rogue is None:
+            super()._too_slow(connection)
+
+    def _on_pairing(self, keys: PairingKeys) -> None:
+        if self.rogue is None:
+            super()._on_pairing(keys)
+
     # --- the script's hand on the link and the bond ---
 
+    async def start(self) -> None:
+        """Advertise, unless the script dropped the link (``advertise()`` ends that): the
+        advertising the adapter starts by itself when a collector leaves must not race the
+        script's ``drop()``, two HCI commands at once."""
+        if self.paused:
+            return
+        self._starting += 1
+        try:
+            await super().start()
+        finally:
+            self._starting -= 1
+
+    async def advertise(self) -> None:
+        """Advertise again after ``drop()``."""
+        self.paused = False
+        await self.start()
+
     async def drop(self) -> None:
-        """End the link and stop advertising (``start()`` advertises again)."""
+        """End the link and stop advertising until ``advertise()``."""
+        self.paused = True
+        while self._starting:
+            await asyncio.sleep(0.01)
         await self.stop()
         connection = self.connection
         if connection is not None:
@@ -264,6 +363,13 @@ class ScriptedSensor(BleTransmitter):
             with contextlib.suppress(KeyError):
                 await keystore.delete(identity)
         self.cccds.pop(identity, None)
+
+    async def forget_all(self) -> None:
+        """Forget every bond and every CCCD value: a device that never met the collector."""
+        keystore = self.device.keystore
+        if keystore is not None:
+            await keystore.delete_all()
+        self.cccds.clear()
 
     def newest_offset(self) -> int | None:
         latest = self.core.store.latest()

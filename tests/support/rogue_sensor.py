@@ -35,7 +35,6 @@ from bumble.gatt import (
     Service,
 )
 from bumble.hci import Address
-from bumble.pairing import PairingConfig, PairingDelegate
 
 from firmware.events import (
     Connected,
@@ -54,9 +53,10 @@ from firmware.profiles import G7
 from firmware.transmitter.algorithm import FactoryCalibration
 from firmware.transmitter.server import Transmitter, TransmitterConfig
 from protocol.cgms import gatt
-from sim.links.ble import DisplayPasskey, advertising_data, uuid16
+from sim.conformance.scripted_sensor import ROGUE_KINDS, rogue_pairing
+from sim.links.ble import advertising_data, uuid16
 
-KINDS = ("just-works", "legacy", "open")
+KINDS = ROGUE_KINDS
 ROGUE_MGDL = 333.0
 ROGUE_PASSKEY = 123_456  # the receiver's default: the legacy rogue "knows" it
 ROGUE_ADDRESS = "C0:BA:D0:00:00:66"
@@ -78,23 +78,6 @@ _OPEN = Characteristic.Permissions.READABLE | Characteristic.Permissions.WRITEAB
 
 def counts(mgdl: float) -> int:
     return round(mgdl * CAL.sensitivity_counts_per_mgdl + CAL.background_counts)
-
-
-def rogue_pairing(kind: str) -> PairingConfig:
-    """How the rogue pairs when asked (the ``open`` one as Just Works, if anyone asks)."""
-    random = PairingConfig.AddressType.RANDOM
-    if kind == "legacy":
-        return PairingConfig(
-            sc=False,
-            mitm=True,
-            bonding=True,
-            delegate=DisplayPasskey(ROGUE_PASSKEY),
-            identity_address_type=random,
-        )
-    no_io = PairingDelegate(io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT)
-    return PairingConfig(
-        sc=True, mitm=False, bonding=True, delegate=no_io, identity_address_type=random
-    )
 
 
 class RogueSensor:
@@ -130,7 +113,7 @@ class RogueSensor:
         self._answers: deque[Respond] = deque()
         self._handles: list[asyncio.TimerHandle] = []
         device.name = name
-        device.pairing_config_factory = lambda connection: rogue_pairing(kind)
+        device.pairing_config_factory = lambda connection: rogue_pairing(kind, ROGUE_PASSKEY)
         device.add_service(self._service())
         device.on(device.EVENT_CONNECTION, self._on_connection)
 
