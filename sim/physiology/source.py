@@ -13,6 +13,7 @@ Everything random is drawn when the stream starts, so chunk sizes do not change 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -30,6 +31,7 @@ from sim.physiology.therapy import (
 
 PREFIX = "patient:"
 SAMPLE_MIN = 5  # the CGM grid of sim.signal.grid
+CLOCK_START_MIN = 8 * 60.0  # sessions start at 08:00, as the built-in scenarios
 
 
 class ClosedLoop:
@@ -100,7 +102,7 @@ class PatientSource:
     name: str
     members: tuple[str, ...]
     profile: TherapyProfile = DEFAULT_PROFILE
-    clock_start_min: float = 8 * 60.0  # sessions start at 08:00, as the built-in scenarios
+    clock_start_min: float = CLOCK_START_MIN
     substeps: int = 1
 
     def patients(self, n: int) -> Patients:
@@ -111,6 +113,84 @@ class PatientSource:
         minutes = samples * SAMPLE_MIN
         plan = draw_plan(patients, minutes, rng, self.profile, self.clock_start_min)
         return PatientStream(ClosedLoop(patients, plan, self.profile, self.substeps))
+
+
+class PatientBatch:
+    """The reference glucose of several sessions' patients, integrated side by side.
+
+    Patient ``k`` is ``members[k]`` living the plan drawn from ``seeds[k]`` alone (its own
+    ``SeedSequence``), so its glucose is the same whichever patients share the batch: every
+    step of ``sim.physiology.model`` is elementwise over patients, and the numbers are
+    identical for a batch of one and a batch of many (``tests/sim/test_population*.py``).
+    The batch is integrated once, when the first session asks for it, over the samples it
+    asks for (the sessions of a study all have the same length)."""
+
+    def __init__(
+        self,
+        members: Sequence[str],
+        seeds: Sequence[np.random.SeedSequence],
+        profile: TherapyProfile = DEFAULT_PROFILE,
+        clock_start_min: float = CLOCK_START_MIN,
+    ) -> None:
+        if len(members) != len(seeds):
+            raise ValueError("one seed per patient")
+        self.members, self.seeds = tuple(members), tuple(seeds)
+        self.profile, self.clock_start_min = profile, clock_start_min
+        self.glucose = np.empty((len(self.members), 0))
+
+    def source(self, k: int) -> BatchedPatient:
+        """Patient ``k`` as a ``GlucoseSource`` for its session."""
+        return BatchedPatient(PREFIX + self.members[k], self, k, self.clock_start_min)
+
+    def samples(self, samples: int) -> np.ndarray:
+        """Blood glucose of every patient at samples ``0..samples-1``: ``(n, samples)``."""
+        if self.glucose.shape[1] < samples:
+            patients = load_patients(self.members)
+            minutes = samples * SAMPLE_MIN
+            plan = TherapyPlan.combine(
+                [
+                    draw_plan(
+                        patients.take([k]),
+                        minutes,
+                        np.random.default_rng(seed),
+                        self.profile,
+                        self.clock_start_min,
+                    )
+                    for k, seed in enumerate(self.seeds)
+                ]
+            )
+            stream = PatientStream(ClosedLoop(patients, plan, self.profile))
+            self.glucose = stream.next(samples)
+        return self.glucose[:, :samples]
+
+
+@dataclass(frozen=True, eq=False)
+class BatchedPatient:
+    """One patient of a ``PatientBatch`` as reference glucose (a ``GlucoseSource`` for a single
+    stream). Its plan comes from the batch's seed for it, not from the ``rng`` the sensor chain
+    hands to ``start``."""
+
+    name: str
+    batch: PatientBatch
+    index: int
+    clock_start_min: float
+
+    def start(self, n: int, samples: int, rng: np.random.Generator) -> RecordedStream:
+        if n != 1:
+            raise ValueError("a batched patient is one stream")
+        return RecordedStream(self.batch.samples(samples)[self.index : self.index + 1])
+
+
+class RecordedStream:
+    """Samples computed ahead, served in chunks."""
+
+    def __init__(self, glucose: np.ndarray) -> None:
+        self.glucose, self.position = glucose, 0
+
+    def next(self, length: int) -> np.ndarray:
+        chunk = self.glucose[:, self.position : self.position + length]
+        self.position += length
+        return chunk
 
 
 def patient_source(patient: str, profile: TherapyProfile = DEFAULT_PROFILE) -> PatientSource:

@@ -23,6 +23,7 @@ Snacks (the 10 g slots) get a bolus like any meal. Events before the session sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,6 +109,21 @@ class TherapyPlan:
     meals: MinuteEvents  # carbohydrate announced, g
     boluses: MinuteEvents  # carbohydrate the patient counts for this bolus, g
     exercise: MinuteEvents  # heart rate above rest from this minute on, bpm (0 ends a bout)
+
+    @classmethod
+    def combine(cls, plans: Sequence[TherapyPlan]) -> TherapyPlan:
+        """One plan for the patients of ``plans`` side by side: patient 0 of ``plans[k]``
+        becomes patient ``k`` (each plan is for a single patient)."""
+
+        def joined(name: str) -> MinuteEvents:
+            parts = [getattr(plan, name) for plan in plans]
+            return MinuteEvents.of(
+                np.concatenate([np.full(len(e.minute), k, np.int64) for k, e in enumerate(parts)]),
+                np.concatenate([e.minute for e in parts]),
+                np.concatenate([e.value for e in parts]),
+            )
+
+        return cls(joined("meals"), joined("boluses"), joined("exercise"))
 
 
 def draw_plan(

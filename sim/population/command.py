@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
+from sim.population.cluster import DEFAULT_BATCH
 from sim.population.names import COHORTS, JSON_NAME, PNG_NAME
 from sim.progress import progress_bar
 
@@ -62,6 +63,13 @@ class _OneLineErrors(click.Command):
 @click.option("--threads", is_flag=True, help="Local Dask workers are threads, not processes.")
 @click.option("--scheduler", metavar="ADDRESS", help="Use an existing Dask cluster instead.")
 @click.option(
+    "--batch",
+    type=click.IntRange(1, 10_000),
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Sessions per task, their physiology vectorised together (same numbers for any size).",
+)
+@click.option(
     "--days",
     type=click.FloatRange(0.5, 30),
     default=DEFAULT_DAYS,
@@ -84,6 +92,7 @@ def command(
     workers: int | None,
     threads: bool,
     scheduler: str | None,
+    batch: int,
     days: float,
     seed: int,
     profile: str,
@@ -107,6 +116,7 @@ def command(
         workers=default_workers() if workers is None else workers,
         threads=threads,
         scheduler=scheduler,
+        batch=batch,
     )
     try:
         with progress_bar(f"{patients} patient sessions") as advance:
