@@ -14,9 +14,8 @@ from sim.population.cluster import DEFAULT_BATCH
 from sim.population.names import COHORTS, JSON_NAME, PNG_NAME
 from sim.progress import progress_bar
 
-# 10 days, the labelled sensor life (grace left out). A 10-day session costs about 6.5 CPU-s
-# (measured: 200 sessions, 2 workers, 28 min wall on a 2-core machine shared with other jobs,
-# about 11 min with both cores free); bench/population.py measures the rate.
+# 10 days, the labelled sensor life (grace left out). 200 such sessions took 278 s on 2 worker
+# processes of a 2-core machine shared with other jobs; bench/population.py measures the rate.
 DEFAULT_DAYS = 10.0
 
 
@@ -175,4 +174,14 @@ def _print(data: dict[str, Any], out: pathlib.Path) -> None:
             f"reference: {ref['time_in_range_70_180']:.1f} % in 70-180, "
             f"{ref['time_below_70']:.1f} % < 70, {ref['time_above_180']:.1f} % > 180"
         )
+    for group, entry in data["by_group"].items():
+        m = entry["reference_session_medians"]
+        if m is not None:
+            click.echo(
+                f"{group} (median session): {m['time_in_range_70_180']:.0f} % in 70-180, "
+                f"{m['time_below_70']:.1f} % < 70, {m['time_below_54']:.1f} % < 54, "
+                f"{m['time_above_250']:.1f} % > 250, mean {m['mean_mgdl']:.0f} mg/dL, "
+                f"CV {m['cv_percent']:.0f} %"
+            )
+    click.echo(f"lowest reference glucose {data['reference_min_mgdl']:.0f} mg/dL")
     click.echo(f"wrote {out / JSON_NAME}")

@@ -128,6 +128,7 @@ def test_json_keys_and_files(tmp_path, in_process):
         "accuracy",
         "time_in_ranges",
         "by_group",
+        "reference_min_mgdl",
         "per_session",
         "runner",
         "wall_seconds",
@@ -148,6 +149,8 @@ def test_json_keys_and_files(tmp_path, in_process):
     assert {"mard", "within_20_20", "within_15_15", "pairs"} <= set(in_process["accuracy"])
     assert "time_in_range_70_180" in in_process["time_in_ranges"]["reference"]
     assert set(in_process["by_group"]) == {"child"}
+    medians = in_process["by_group"]["child"]["reference_session_medians"]
+    assert {"time_in_range_70_180", "time_below_54", "time_above_250", "cv_percent"} <= set(medians)
     assert [row["patient"] for row in in_process["per_session"]] == ["child#001", "child#002"]
     # two sessions of half a day each, monitored from warm-up end
     warmup_min = PROFILES["g7"].warmup_ms / MINUTE_MS
