@@ -3,14 +3,15 @@ worker processes, and the physiology's share of the time.
 
 Baseline, measured in the same run: the same sessions one at a time in a plain loop in this
 process (``--workers 0 --batch 1``: each patient's physiology integrated alone, as before
-sessions were batched). Then batches of ``DEFAULT_BATCH`` (their physiology one vectorised
-loop) in this process and on Dask. Every run must give the same numbers (checked here too).
+sessions were batched). Then the default batches (the sessions shared over the workers, at most
+``MAX_BATCH`` to a task, each batch's physiology one vectorised loop) in this process and on
+Dask. Every run must give the same numbers (checked here too).
 Each cluster is started and warmed up (one session per worker) before the timed study, which
 goes through its scheduler; the start is reported apart (a study on a cluster that is already
 up does not pay it).
 
 Physiology share: the time of the batched physiology alone (``PatientBatch``, the study's
-patients in batches) over the time of the batched in-process study.
+patients in the in-process study's batches) over the time of that study.
 
 Sessions are ``BENCH_POPULATION_PATIENTS`` (default 32) patients, the published ones in turn, of
 ``BENCH_POPULATION_DAYS`` (default 1) day each.
@@ -22,7 +23,7 @@ import os
 import time
 
 from sim.physiology.source import PatientBatch
-from sim.population.cluster import DEFAULT_BATCH, Runner
+from sim.population.cluster import MAX_BATCH, Runner
 from sim.population.sessions import SessionSpec, physiology_seed, plan
 from sim.population.study import run_study
 
@@ -38,8 +39,8 @@ def _timed(runner: Runner, patients: int, days: float) -> tuple[float, dict]:
 
 def _physiology_seconds(specs: list[SessionSpec], days: float) -> float:
     started = time.perf_counter()
-    for i in range(0, len(specs), DEFAULT_BATCH):
-        part = specs[i : i + DEFAULT_BATCH]
+    for i in range(0, len(specs), MAX_BATCH):
+        part = specs[i : i + MAX_BATCH]
         batch = PatientBatch([s.patient for s in part], [physiology_seed(s) for s in part])
         batch.samples(int(days * SAMPLES_PER_DAY) + 1)
     return time.perf_counter() - started
@@ -60,7 +61,7 @@ def main() -> None:
     _row("baseline: in-process, one patient at a time", base_s, patients, base_s)
     seconds, data = _timed(Runner(workers=0), patients, days)
     same = "same numbers" if data == base else "NUMBERS DIFFER"
-    _row(f"in-process, batches of {DEFAULT_BATCH}", seconds, patients, base_s, same)
+    _row("in-process, one batch", seconds, patients, base_s, same)
     physiology_s = _physiology_seconds(plan(patients, 1, days), days)
     print(
         f"physiology share: {physiology_s:.2f} s of {seconds:.2f} s batched "
@@ -85,7 +86,7 @@ def main() -> None:
         rates[workers] = patients / seconds
         same = "same numbers" if data == base else "NUMBERS DIFFER"
         _row(
-            f"dask, {workers} worker process(es), batches of {DEFAULT_BATCH}",
+            f"dask, {workers} worker process(es), a batch each",
             seconds,
             patients,
             base_s,

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from sim.population.sessions import SessionOutcome, SessionSpec, run_batch
 
 Progress = Callable[[int, int], None]
-# Sessions per task: their physiology is one vectorised loop (sim.population.sessions). 16
-# patients step in about 1.3 times the time of one alone; 200 sessions still make 13 tasks to share.
-DEFAULT_BATCH = 16
+# Sessions per task at most: their physiology is one vectorised loop (sim.population.sessions)
+# whose cost is mostly per step, not per patient: a patient-day costs about 35 ms in a batch of
+# 16, 7 ms in a batch of 100 (bench/population.py prints the physiology's share).
+MAX_BATCH = 128
 
 
 def default_workers() -> int:
@@ -40,15 +41,18 @@ def default_workers() -> int:
 @dataclass(frozen=True, slots=True)
 class Runner:
     """How to run sessions: ``workers`` (0: in-process, no Dask), ``threads``, ``scheduler``,
-    and ``batch``, the sessions of one task."""
+    and ``batch``, the sessions of one task (default: the sessions shared evenly over the
+    workers, at most ``MAX_BATCH`` to a task)."""
 
     workers: int = 0
     threads: bool = False
     scheduler: str | None = None
-    batch: int = DEFAULT_BATCH
+    batch: int | None = None
 
     def describe(self) -> str:
-        batches = f"batches of {self.batch}"
+        batches = (
+            "batches shared over the workers" if self.batch is None else f"batches of {self.batch}"
+        )
         if self.scheduler is not None:
             return f"dask scheduler {self.scheduler}, {batches}"
         if self.workers == 0:
@@ -62,10 +66,10 @@ class Runner:
         """Every session's outcome, in the order of ``specs``."""
         advance = progress or (lambda done, total: None)
         total = len(specs)
-        batches = [list(specs[i : i + self.batch]) for i in range(0, total, self.batch)]
         advance(0, total)
         done = 0
         if self.workers == 0 and self.scheduler is None:
+            batches = self._batches(specs, 1)
             outcomes = []
             for batch in batches:
                 outcomes.extend(run_batch(batch))
@@ -75,6 +79,7 @@ class Runner:
         from distributed import as_completed
 
         with self._client() as client:
+            batches = self._batches(specs, len(client.scheduler_info()["workers"]))
             futures = client.map(run_batch, batches, pure=False)
             order = {future.key: i for i, future in enumerate(futures)}
             results: list[list[SessionOutcome]] = [[] for _ in batches]
@@ -84,6 +89,10 @@ class Runner:
                 done += len(batches[k])
                 advance(done, total)
         return [outcome for batch in results for outcome in batch]
+
+    def _batches(self, specs: Sequence[SessionSpec], workers: int) -> list[list[SessionSpec]]:
+        size = self.batch or min(MAX_BATCH, max(1, -(-len(specs) // max(workers, 1))))
+        return [list(specs[i : i + size]) for i in range(0, len(specs), size)]
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[object]:

@@ -10,12 +10,13 @@ from typing import Any, NoReturn
 
 import click
 
-from sim.population.cluster import DEFAULT_BATCH
+from sim.population.cluster import MAX_BATCH
 from sim.population.names import COHORTS, JSON_NAME, PNG_NAME
 from sim.progress import progress_bar
 
 # 10 days, the labelled sensor life (grace left out). 200 such sessions took 278 s on 2 worker
-# processes of a 2-core machine shared with other jobs; bench/population.py measures the rate.
+# processes in batches of 16 on a 2-core machine shared with other jobs; bench/population.py
+# measures the rate.
 DEFAULT_DAYS = 10.0
 
 
@@ -64,9 +65,9 @@ class _OneLineErrors(click.Command):
 @click.option(
     "--batch",
     type=click.IntRange(1, 10_000),
-    default=DEFAULT_BATCH,
-    show_default=True,
-    help="Sessions per task, their physiology vectorised together (same numbers for any size).",
+    default=None,
+    help=f"Sessions per task, their physiology vectorised together (default: shared evenly over "
+    f"the workers, at most {MAX_BATCH}); the numbers are the same for any size.",
 )
 @click.option(
     "--days",
@@ -91,7 +92,7 @@ def command(
     workers: int | None,
     threads: bool,
     scheduler: str | None,
-    batch: int,
+    batch: int | None,
     days: float,
     seed: int,
     profile: str,

@@ -39,8 +39,8 @@ def without_runner(data):
 def test_one_and_two_dask_workers_give_the_numbers_of_the_in_process_loop(tmp_path, in_process):
     one = study(tmp_path / "one", "--workers", "1", "--threads", "--no-plot")
     two = study(tmp_path / "two", "--workers", "2", "--threads", "--no-plot")
-    assert one["runner"] == "local dask cluster, 1 threads, batches of 16"
-    assert two["runner"] == "local dask cluster, 2 threads, batches of 16"
+    assert one["runner"] == "local dask cluster, 1 threads, batches shared over the workers"
+    assert two["runner"] == "local dask cluster, 2 threads, batches shared over the workers"
     assert without_runner(one) == without_runner(two) == without_runner(in_process)
     # the comparison is not vacuous: the study has alerts, events and readings to score
     performance = in_process["alert_performance"]
@@ -58,7 +58,7 @@ def test_an_existing_cluster_runs_the_study_through_its_scheduler(tmp_path, in_p
     ) as cluster:
         address = cluster.scheduler_address
         remote = study(tmp_path, "--scheduler", address, "--no-plot")
-    assert remote["runner"] == f"dask scheduler {address}, batches of 16"
+    assert remote["runner"] == f"dask scheduler {address}, batches shared over the workers"
     assert without_runner(remote) == without_runner(in_process)
 
 
