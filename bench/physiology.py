@@ -80,7 +80,7 @@ def our_rate() -> tuple[float, float]:
     best, sums = float("inf"), set()
     for _ in range(REPEATS):
         began = time.perf_counter()
-        glucose = simulate(patients, carbs, insulin)
+        glucose = simulate(patients, carbs, insulin, counter_regulation=False)
         best = min(best, time.perf_counter() - began)
         sums.add(float(glucose.sum()))
     if len(sums) != 1:
@@ -100,7 +100,7 @@ def closed_loop_rate() -> float:
 def main() -> None:
     patients = load_patients(PEER_PATIENTS)
     carbs, insulin = open_loop_inputs(patients, SEED)
-    ours = simulate(patients, carbs, insulin)
+    ours = simulate(patients, carbs, insulin, counter_regulation=False)
     rate, _ = our_rate()
     peer, why = run_peer(patients, carbs, insulin)
 

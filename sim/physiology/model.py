@@ -7,9 +7,11 @@ Kovatchev et al., JDST 3(1):44, 2009 (type 1: no secretion, subcutaneous insulin
 ``Isc2``, subcutaneous glucose ``Gs``) — the 13-state form that simglucose 0.2.11 implements,
 including its meal handling (a meal is eaten at 5 g/min; gastric emptying scales with the amount
 ``Dbar`` eaten since the meal began plus what was in the stomach then). Plus the exercise states
-of ``sim.physiology.exercise``.
+of ``sim.physiology.exercise`` and, with ``counter_regulation`` (the default), the glucagon
+system and hypoglycaemic insulin action of the 2014 model (``sim.physiology.counter_regulation``);
+without it, the 2008 model exactly (what ``bench/physiology.py`` compares with simglucose).
 
-State ``x`` has shape ``(16, n)``: rows in ``STATES`` order, one column per patient. Inputs are
+State ``x`` has shape ``(19, n)``: rows in ``STATES`` order, one column per patient. Inputs are
 constant over each minute (carbohydrate eaten, g/min; insulin, U/min; heart rate above rest),
 and each minute is integrated by classical Runge-Kutta in ``substeps`` steps.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.physiology import counter_regulation as cr
 from sim.physiology import exercise as ex
 from sim.physiology.patients import Patients
 
@@ -38,15 +41,22 @@ STATES = (
     "Y",  # exercise: heart rate effect, bpm
     "Z",  # exercise: lasting effect, 0..1
     "W",  # exercise: accumulated load, bpm·min
+    "H",  # plasma glucagon, ng/L
+    "XH",  # glucagon action on production, ng/L
+    "SRsH",  # static glucagon secretion, ng/L/min
 )
-QSTO1, QSTO2, QGUT, GP, GT, IP, X, I1, ID, IL, ISC1, ISC2, GS, Y, Z, W = range(len(STATES))
+QSTO1, QSTO2, QGUT, GP, GT, IP, X, I1, ID, IL, ISC1, ISC2, GS, Y, Z, W, H, XH, SRSH = range(
+    len(STATES)
+)
 EAT_RATE_G_PER_MIN = 5.0  # simglucose's T1DPatient.EAT_RATE
 U_TO_PMOL = 6000.0
 
 
 def initial_state(patients: Patients) -> np.ndarray:
-    """The published basal steady state (``x0_1``..``x0_13``), no exercise history."""
-    return np.concatenate([patients.x0, np.zeros((3, patients.n))])
+    """The published basal steady state (``x0_1``..``x0_13``), no exercise history, basal
+    glucagon."""
+    n = patients.n
+    return np.concatenate([patients.x0, np.zeros((3, n)), cr.initial_states(n)])
 
 
 class Physiology:
@@ -57,10 +67,17 @@ class Physiology:
     insulin is a rate held for the minute (a bolus of B units is B U/min for one minute),
     ``hr_excess_bpm`` the heart rate above rest."""
 
-    def __init__(self, patients: Patients, substeps: int = 1, state: np.ndarray | None = None):
+    def __init__(
+        self,
+        patients: Patients,
+        substeps: int = 1,
+        state: np.ndarray | None = None,
+        counter_regulation: bool = True,
+    ):
         if substeps < 1:
             raise ValueError("substeps must be >= 1")
         self.patients, self.substeps = patients, substeps
+        self.counter_regulation = counter_regulation
         self.x = initial_state(patients) if state is None else np.array(state, float)
         self.minute = 0
         n = patients.n
@@ -80,6 +97,7 @@ class Physiology:
         self.insulin_gain = U_TO_PMOL / p.BW
         self.hr_scale = 1.0 / (ex.A_HR * ex.HR_REST)
         self.alpha_vmx = ex.ALPHA * p.Vmx
+        self.basal_insulin = p.Ib  # pmol/L
 
     @property
     def glucose(self) -> np.ndarray:
@@ -121,7 +139,7 @@ class Physiology:
             hr=hr,
             b_dbar=self.patients.b * dbar,
             d_dbar=self.patients.d * dbar,
-            exercise=bool(hr.any() or self.x[Y:].any()),
+            exercise=bool(hr.any() or self.x[Y : W + 1].any()),
             has_dbar=dbar > 0,
             aa=5.0 / (2.0 * np.where(dbar > 0, dbar, 1.0) * (1.0 - self.patients.b)),
             cc=5.0 / (2.0 * np.where(dbar > 0, dbar, 1.0) * self.patients.d),
@@ -151,7 +169,14 @@ class Physiology:
         dx[QSTO2] = p.kmax * x[QSTO1] - kgut * x[QSTO2]
         dx[QGUT] = kgut * x[QSTO2] - p.kabs * x[QGUT]
         ra = self.ra_gain * x[QGUT]
-        egp = np.maximum(p.kp1 - p.kp2 * x[GP] - p.kp3 * x[ID], 0.0)
+        production = p.kp1 - p.kp2 * x[GP] - p.kp3 * x[ID]
+        if self.counter_regulation:
+            production = production + cr.XI * x[XH]
+            glucose = x[GP] / p.Vg
+            insulin_action = p.Vmx * x[X] * (1.0 + cr.R1 * cr.risk(glucose, p.Gb))
+        else:
+            insulin_action = p.Vmx * x[X]
+        egp = np.maximum(production, 0.0)
         renal = p.ke1 * np.maximum(x[GP] - p.ke2, 0.0)
         dx[GP] = egp + ra - p.Fsnc - renal - p.k1 * x[GP] + p.k2 * x[GT]
         # insulin-dependent utilisation; the exercise terms vanish exactly when Y = Z = W = 0,
@@ -159,10 +184,14 @@ class Physiology:
         if u.exercise:
             zw = x[Z] * x[W]
             insulin_total = x[X] + p.Ib
-            vm = p.Vm0 * (1.0 + ex.BETA * x[Y]) + p.Vmx * x[X] + self.alpha_vmx * zw * insulin_total
+            vm = (
+                p.Vm0 * (1.0 + ex.BETA * x[Y])
+                + insulin_action
+                + self.alpha_vmx * zw * insulin_total
+            )
             km = p.Km0 * np.maximum(1.0 - ex.GAMMA * zw * insulin_total, 0.1)
         else:
-            vm, km = p.Vm0 + p.Vmx * x[X], p.Km0
+            vm, km = p.Vm0 + insulin_action, p.Km0
         uid = vm * x[GT] / (km + x[GT])
         dx[GT] = -uid + p.k1 * x[GP] - p.k2 * x[GT]
         dx[IP] = -self.m2m4 * x[IP] + p.m1 * x[IL] + p.ka1 * x[ISC1] + p.ka2 * x[ISC2]
@@ -187,7 +216,16 @@ class Physiology:
             dx[Z] = -(fy / ex.T_IN + 1.0 / ex.T_EX) * x[Z] + fy
             dx[W] = u.hr
         else:
-            dx[Y:] = 0.0
+            dx[Y : W + 1] = 0.0
+        # glucagon (sim.physiology.counter_regulation)
+        if self.counter_regulation:
+            falling = np.maximum(-dx[GP] / p.Vg, 0.0)  # mg/dL/min
+            dx[H] = -cr.N_CLEARANCE * x[H] + x[SRSH] + cr.DELTA * falling
+            dx[XH] = cr.K_H * (np.maximum(x[H] - cr.H_BASAL, 0.0) - x[XH])
+            target = cr.static_secretion_target(glucose, plasma_insulin, p.Gb, self.basal_insulin)
+            dx[SRSH] = -cr.RHO * (x[SRSH] - target)
+        else:
+            dx[H:] = 0.0
         return dx
 
 
@@ -207,11 +245,12 @@ def simulate(
     insulin_u_per_min: np.ndarray,
     hr_excess_bpm: np.ndarray | None = None,
     substeps: int = 1,
+    counter_regulation: bool = True,
 ) -> np.ndarray:
     """Blood glucose (mg/dL) at minutes 0..T for open-loop inputs of shape ``(n, T)``:
     ``(n, T + 1)``, column 0 the initial state."""
     n, minutes = np.shape(carbs_g)
-    body = Physiology(patients, substeps)
+    body = Physiology(patients, substeps, counter_regulation=counter_regulation)
     out = np.empty((n, minutes + 1))
     out[:, 0] = body.glucose
     for minute in range(minutes):

@@ -6,15 +6,18 @@ drawn directly. ``patient:adult#001:nocturnal_hypo`` on the command line.
   basal-bolus with counting errors, missed and late boluses, exercise on 30 % of days).
 - ``nocturnal_hypo``: the dinner bolus is 1.6x what the meal needs (an over-correction at
   dinner), the bedtime snack always eaten and bolused 1.5x, and exercise on most evenings around
-  19:00 (late exercise raises the risk of nocturnal hypoglycaemia): glucose falls in the night.
+  19:00 (late exercise raises the risk of nocturnal hypoglycaemia), on the published settings
+  (not titrated), the low not felt in sleep: glucose falls in the night.
 - ``fast_rise``: large meals (110/130/140 g) every day, bolused 30-60 min late and for 80 % of
   the carbohydrate: rises of 4-5 mg/dL/min after meals.
-- ``rapid_fall``: basal at 60 % and meal boluses at half of what the meals need keep glucose
-  high, and each meal bolus corrects hard (to 70 mg/dL from above 120): falls of 2-3 mg/dL/min,
+- ``rapid_fall``: on the published settings, basal at 60 % and meal boluses at half of what the
+  meals need keep glucose high, and each meal bolus corrects hard (the whole excess, to
+  70 mg/dL from above 120): falls of 2-3 mg/dL/min,
   about twice daily life's (subcutaneous insulin does not allow faster ones in this model).
 - ``prolonged_high``: basal at 60 %, meal boluses at 30 % and half of them missed, no exercise:
   long hyperglycaemia (mean above 200 mg/dL, a third of the time above 250).
-- ``flat``: no meals, no exercise: basal insulin holds each patient at their basal glucose.
+- ``flat``: no meals, no exercise, the published basal: it holds each patient at their basal
+  glucose.
 
 These are our choices of regimen (not published scenarios); their shapes are tested in
 ``tests/sim/test_physiology.py``.
@@ -53,6 +56,9 @@ SCENARIO_PROFILES: dict[str, TherapyProfile] = {
         exercise_probability=0.8,
         exercise_time_min=19 * 60.0,
         exercise_sd_min=30.0,
+        titrated=False,
+        symptoms_mgdl=0.0,  # asleep: the night's low is not felt
+        impaired_symptoms_mgdl=0.0,
     ),
     "fast_rise": replace(
         DEFAULT_PROFILE,
@@ -74,6 +80,8 @@ SCENARIO_PROFILES: dict[str, TherapyProfile] = {
         slots=_scaled(0.5),
         target_mgdl=70.0,
         correct_above_mgdl=120.0,
+        correct_at_most_mgdl=float("inf"),  # corrects the whole excess at once
+        titrated=False,
         missed_bolus_probability=0.0,
         late_bolus_probability=0.0,
         exercise_probability=0.0,
@@ -86,7 +94,7 @@ SCENARIO_PROFILES: dict[str, TherapyProfile] = {
         exercise_probability=0.0,
         basal_factor=0.6,
     ),
-    "flat": replace(DEFAULT_PROFILE, slots=(), exercise_probability=0.0),
+    "flat": replace(DEFAULT_PROFILE, slots=(), exercise_probability=0.0, titrated=False),
 }
 
 

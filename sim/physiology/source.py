@@ -13,10 +13,13 @@ Everything random is drawn when the stream starts, so chunk sizes do not change 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from sim.physiology import titrated
+from sim.physiology.cohorts import cohort_profile
 from sim.physiology.model import Physiology
 from sim.physiology.patients import Patients, load_patients, resolve
 from sim.physiology.scenarios import scenario_profile
@@ -30,6 +33,7 @@ from sim.physiology.therapy import (
 
 PREFIX = "patient:"
 SAMPLE_MIN = 5  # the CGM grid of sim.signal.grid
+CLOCK_START_MIN = 8 * 60.0  # sessions start at 08:00, as the built-in scenarios
 
 
 class ClosedLoop:
@@ -41,11 +45,25 @@ class ClosedLoop:
         plan: TherapyPlan,
         profile: TherapyProfile = DEFAULT_PROFILE,
         substeps: int = 1,
+        basal_scale: np.ndarray | None = None,
+        bolus_scale: np.ndarray | None = None,
     ) -> None:
+        """``basal_scale``, ``bolus_scale``: each patient's settings relative to the published
+        ones; by default the titrated ones (``sim.physiology.titration``) when the profile is
+        ``titrated``, else the published ones."""
         self.patients, self.plan, self.profile = patients, plan, profile
         self.body = Physiology(patients, substeps)
         self.hr = np.zeros(patients.n)
-        self.basal = patients.basal_u_per_min * profile.basal_factor
+        titrated_basal, titrated_bolus = (
+            titrated.settings(patients.names)
+            if profile.titrated
+            else (np.ones(patients.n), np.ones(patients.n))
+        )
+        basal_scale = titrated_basal if basal_scale is None else basal_scale
+        self.bolus_scale = titrated_bolus if bolus_scale is None else bolus_scale
+        self.basal = patients.basal_u_per_min * profile.basal_factor * basal_scale
+        self.treatments = np.zeros(patients.n, np.int64)  # hypoglycaemia treatments so far
+        self.next_treatment = np.zeros(patients.n, np.int64)  # minute from which to treat again
 
     @property
     def minute(self) -> int:
@@ -60,10 +78,17 @@ class ClosedLoop:
         due = plan.boluses.at(minute)
         if due.start != due.stop:
             who = plan.boluses.patient[due]
-            units = bolus_units(
+            units = self.bolus_scale[who] * bolus_units(
                 self.patients, who, plan.boluses.value[due], self.body.glucose, self.profile
             )
             np.add.at(insulin, who, units)  # U over this minute
+        felt = (self.body.glucose < plan.symptoms_mgdl) & (minute >= self.next_treatment)
+        if felt.any():  # a hypoglycaemia felt: fast carbohydrate, and recheck later
+            who = np.flatnonzero(felt)
+            count = np.minimum(self.treatments[who], plan.treatment_g.shape[1] - 1)
+            carbs[who] += plan.treatment_g[who, count]
+            self.treatments[who] += 1
+            self.next_treatment[who] = minute + self.profile.recheck_min
         bouts = plan.exercise.at(minute)
         self.hr[plan.exercise.patient[bouts]] = plan.exercise.value[bouts]
         self.body.step(carbs, insulin, self.hr)
@@ -100,7 +125,7 @@ class PatientSource:
     name: str
     members: tuple[str, ...]
     profile: TherapyProfile = DEFAULT_PROFILE
-    clock_start_min: float = 8 * 60.0  # sessions start at 08:00, as the built-in scenarios
+    clock_start_min: float = CLOCK_START_MIN
     substeps: int = 1
 
     def patients(self, n: int) -> Patients:
@@ -111,6 +136,85 @@ class PatientSource:
         minutes = samples * SAMPLE_MIN
         plan = draw_plan(patients, minutes, rng, self.profile, self.clock_start_min)
         return PatientStream(ClosedLoop(patients, plan, self.profile, self.substeps))
+
+
+class PatientBatch:
+    """The reference glucose of several sessions' patients, integrated side by side.
+
+    Patient ``k`` is ``members[k]`` living its cohort's days (``sim.physiology.cohorts``)
+    drawn from ``seeds[k]`` alone (its own ``SeedSequence``), so its glucose is the same
+    whichever patients share the batch: every step of ``sim.physiology.model`` is elementwise
+    over patients, and the numbers are
+    identical for a batch of one and a batch of many (``tests/sim/test_population*.py``).
+    The batch is integrated once, when the first session asks for it, over the samples it
+    asks for (the sessions of a study all have the same length)."""
+
+    def __init__(
+        self,
+        members: Sequence[str],
+        seeds: Sequence[np.random.SeedSequence],
+        clock_start_min: float = CLOCK_START_MIN,
+    ) -> None:
+        if len(members) != len(seeds):
+            raise ValueError("one seed per patient")
+        self.members, self.seeds = tuple(members), tuple(seeds)
+        self.clock_start_min = clock_start_min
+        self.glucose = np.empty((len(self.members), 0))
+
+    def source(self, k: int) -> BatchedPatient:
+        """Patient ``k`` as a ``GlucoseSource`` for its session."""
+        return BatchedPatient(PREFIX + self.members[k], self, k, self.clock_start_min)
+
+    def samples(self, samples: int) -> np.ndarray:
+        """Blood glucose of every patient at samples ``0..samples-1``: ``(n, samples)``."""
+        if self.glucose.shape[1] < samples:
+            patients = load_patients(self.members)
+            minutes = samples * SAMPLE_MIN
+            plan = TherapyPlan.combine(
+                [
+                    draw_plan(
+                        patients.take([k]),
+                        minutes,
+                        np.random.default_rng(seed),
+                        cohort_profile(name),
+                        self.clock_start_min,
+                    )
+                    for k, (name, seed) in enumerate(zip(self.members, self.seeds, strict=True))
+                ]
+            )
+            # the regimen's shared rules (bolus targets, rechecks) are every cohort's
+            stream = PatientStream(ClosedLoop(patients, plan, DEFAULT_PROFILE))
+            self.glucose = stream.next(samples)
+        return self.glucose[:, :samples]
+
+
+@dataclass(frozen=True, eq=False)
+class BatchedPatient:
+    """One patient of a ``PatientBatch`` as reference glucose (a ``GlucoseSource`` for a single
+    stream). Its plan comes from the batch's seed for it, not from the ``rng`` the sensor chain
+    hands to ``start``."""
+
+    name: str
+    batch: PatientBatch
+    index: int
+    clock_start_min: float
+
+    def start(self, n: int, samples: int, rng: np.random.Generator) -> RecordedStream:
+        if n != 1:
+            raise ValueError("a batched patient is one stream")
+        return RecordedStream(self.batch.samples(samples)[self.index : self.index + 1])
+
+
+class RecordedStream:
+    """Samples computed ahead, served in chunks."""
+
+    def __init__(self, glucose: np.ndarray) -> None:
+        self.glucose, self.position = glucose, 0
+
+    def next(self, length: int) -> np.ndarray:
+        chunk = self.glucose[:, self.position : self.position + length]
+        self.position += length
+        return chunk
 
 
 def patient_source(patient: str, profile: TherapyProfile = DEFAULT_PROFILE) -> PatientSource:

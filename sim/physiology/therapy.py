@@ -8,21 +8,32 @@ amounts normal 45/10/70/10/80/10 g (SD 10/5/10/5/10/5 g).
 Therapy is the basal-bolus regimen of simglucose's ``BBController``: basal at the patient's
 steady-state rate ``u2ss·BW/6000`` U/min; a meal bolus ``carbs/CR``, plus ``(BG - 140)/CF`` when
 BG > 150 mg/dL, from the patient's questionnaire (``quest.csv``). BG is the plasma glucose at the
-minute of the bolus (a meter reading). On top of it, what real patients do:
+minute of the bolus (a meter reading), a correction sized as if BG were at most 300 mg/dL.
+With ``titrated`` (the default) basal and boluses are the patient's titrated settings
+(``sim.physiology.titration``). On top of it, what real patients do:
 
-- carb-counting error: the bolus uses ``carbs·exp(N(0, carb_error_sd))``; ``carb_error_sd`` 0.2
-  is the size of the per-meal error found by Brazeau et al. (Eur J Clin Nutr 67:1220, 2013:
-  mean absolute error 15.4 ± 14.3 g, about 20 % of the meal);
-- missed boluses (``missed_bolus_probability``, 5 %), late boluses (``late_bolus_probability``,
-  15 %, given 15-60 min after the meal starts) — *tuning*, not published figures;
+- carb-counting error: the bolus uses ``carbs·exp(N(0, carb_error_sd))``, default 0.35 (the
+  per-meal error measured by Brazeau et al., Eur J Clin Nutr 67:1220, 2013, is about 20 % of
+  the meal; the rest stands in for variability the model lacks, ``sim.physiology.cohorts``);
+- missed boluses (``missed_bolus_probability``, 10 %), late boluses (``late_bolus_probability``,
+  25 %, given 15-60 min after the meal starts) — *tuning*, not published figures;
 - exercise on ``exercise_probability`` of days around 17:00 (SD 90 min), 30-60 min at 40-70 % of
   heart-rate reserve (``sim.physiology.exercise``).
 
 Snacks (the 10 g slots) get a bolus like any meal. Events before the session start are dropped.
+
+Hypoglycaemia felt is treated (``sim.physiology.source.ClosedLoop``): below ``symptoms_mgdl``
+(58 mg/dL, the glycaemic threshold of autonomic symptoms: Schwartz et al., J Clin Invest 79:777,
+1987) the patient eats 15-20 g of fast carbohydrate (the "rule of 15": ADA Standards of Care,
+section 6) and again after ``recheck_min`` (15) minutes while still low. A quarter of patients
+have impaired awareness of hypoglycaemia (20-25 % of adults with type 1 diabetes: Geddes et al.,
+Diabet Med 25:501, 2008) and feel it only below 50 mg/dL (our choice). This is the person's own
+sense of a low; treating on the receiver's alerts needs the session loop and is not modelled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +42,7 @@ from sim.physiology.exercise import heart_rate_excess
 from sim.physiology.patients import Patients
 
 MINUTES_PER_DAY = 1440
+TREATMENTS = 256  # hypoglycaemia treatments drawn per patient and run (more reuse the last)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +73,27 @@ class TherapyProfile:
     """How meals, boluses and exercise are drawn (defaults as in the module docstring)."""
 
     slots: tuple[MealSlot, ...] = RANDOM_SCENARIO_SLOTS
-    carb_error_sd: float = 0.2
-    missed_bolus_probability: float = 0.05
-    late_bolus_probability: float = 0.15
+    carb_error_sd: float = 0.35
+    missed_bolus_probability: float = 0.1
+    late_bolus_probability: float = 0.25
     late_bolus_min: tuple[float, float] = (15.0, 60.0)
     target_mgdl: float = 140.0
     correct_above_mgdl: float = 150.0
+    # a correction is sized as if glucose were at most this: a very high reading is corrected
+    # in steps (our choice; a full correction from 600 mg/dL crashes the model's patients)
+    correct_at_most_mgdl: float = 300.0
     exercise_probability: float = 0.3
     exercise_time_min: float = 17 * 60.0
     exercise_sd_min: float = 90.0
     exercise_duration_min: tuple[float, float] = (30.0, 60.0)
     exercise_intensity: tuple[float, float] = (0.4, 0.7)
     basal_factor: float = 1.0  # basal insulin as a fraction of the steady-state rate
+    titrated: bool = True  # settings titrated over a run-in (sim.physiology.titration)
+    symptoms_mgdl: float = 58.0  # hypoglycaemia felt and treated below this
+    impaired_awareness_probability: float = 0.25
+    impaired_symptoms_mgdl: float = 50.0
+    treatment_g: tuple[float, float] = (15.0, 20.0)  # fast carbohydrate per treatment
+    recheck_min: int = 15  # treat again if still low this long after a treatment
 
 
 DEFAULT_PROFILE = TherapyProfile()
@@ -108,6 +129,29 @@ class TherapyPlan:
     meals: MinuteEvents  # carbohydrate announced, g
     boluses: MinuteEvents  # carbohydrate the patient counts for this bolus, g
     exercise: MinuteEvents  # heart rate above rest from this minute on, bpm (0 ends a bout)
+    treatment_g: np.ndarray  # (n, TREATMENTS): fast carbohydrate of each hypoglycaemia treatment
+    symptoms_mgdl: np.ndarray  # (n,): glucose below which the patient feels low and treats
+
+    @classmethod
+    def combine(cls, plans: Sequence[TherapyPlan]) -> TherapyPlan:
+        """One plan for the patients of ``plans`` side by side: patient 0 of ``plans[k]``
+        becomes patient ``k`` (each plan is for a single patient)."""
+
+        def joined(name: str) -> MinuteEvents:
+            parts = [getattr(plan, name) for plan in plans]
+            return MinuteEvents.of(
+                np.concatenate([np.full(len(e.minute), k, np.int64) for k, e in enumerate(parts)]),
+                np.concatenate([e.minute for e in parts]),
+                np.concatenate([e.value for e in parts]),
+            )
+
+        return cls(
+            joined("meals"),
+            joined("boluses"),
+            joined("exercise"),
+            np.concatenate([plan.treatment_g for plan in plans]),
+            np.concatenate([plan.symptoms_mgdl for plan in plans]),
+        )
 
 
 def draw_plan(
@@ -170,6 +214,12 @@ def draw_plan(
             np.concatenate([ex_start, ex_stop]),
             np.concatenate([hr[bout], np.zeros(len(ex_stop))]),
         ),
+        treatment_g=np.round(rng.uniform(*profile.treatment_g, (n, TREATMENTS))),
+        symptoms_mgdl=np.where(
+            rng.random(n) < profile.impaired_awareness_probability,
+            profile.impaired_symptoms_mgdl,
+            profile.symptoms_mgdl,
+        ),
     )
 
 
@@ -181,8 +231,9 @@ def bolus_units(
     profile: TherapyProfile,
 ) -> np.ndarray:
     """simglucose's ``BBController`` bolus for patients ``index``: ``carbs/CR`` plus a correction
-    ``(BG - target)/CF`` when BG is above ``correct_above_mgdl``; never negative."""
-    bg = glucose_mgdl[index]
+    ``(BG - target)/CF`` when BG is above ``correct_above_mgdl``, BG taken as at most
+    ``correct_at_most_mgdl``; never negative."""
+    bg = np.minimum(glucose_mgdl[index], profile.correct_at_most_mgdl)
     correction = np.where(
         bg > profile.correct_above_mgdl, (bg - profile.target_mgdl) / patients.CF[index], 0.0
     )

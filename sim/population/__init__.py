@@ -11,7 +11,8 @@
 Cohort: by default the 30 published patients, adolescents, adults and children mixed as
 published (10 each), cycled over the sessions. The G6 pivotal study behind the Urgent Low Soon
 anchor enrolled adults and children from 6 years (Wadwa 2018), so the anchor's population is
-mixed too. The UVA/Padova 2008 model has no counter-regulation: its children (and some
-adolescents) spend much time below 70 mg/dL, so they contribute most hypoglycaemic events;
-``by_group`` in population.json keeps the groups apart and ``--cohort adult`` restricts a study.
+mixed too. Each patient lives their cohort's days (``sim.physiology.cohorts``) on titrated
+settings with the counter-regulation of the 2014 model; ``by_group`` in population.json keeps
+the groups apart (with the median session's time in ranges, mean and CV, as real-world CGM
+studies report them) and ``--cohort adult`` restricts a study.
 """

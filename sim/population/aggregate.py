@@ -95,6 +95,15 @@ def _ranges(values: np.ndarray) -> dict[str, float] | None:
     return {key: float(metrics[key]) for key in TIME_IN_RANGE_KEYS}  # type: ignore[arg-type]
 
 
+def _session_medians(outcomes: Sequence[SessionOutcome]) -> dict[str, float] | None:
+    """The median session's time in ranges, mean and CV of the reference (each key on its
+    own), as real-world CGM studies report their cohorts."""
+    per_session = [r for r in (_ranges(o.reference_mgdl) for o in outcomes) if r is not None]
+    if not per_session:
+        return None
+    return {key: float(np.median([r[key] for r in per_session])) for key in TIME_IN_RANGE_KEYS}
+
+
 def _pairs(reference: np.ndarray, sensor: np.ndarray) -> np.ndarray:
     """Where a displayed reading pairs with a reference in the measuring range."""
     return ~np.isnan(sensor) & in_measuring_range(reference)
@@ -139,6 +148,7 @@ def summarise(outcomes: Sequence[SessionOutcome]) -> dict[str, Any]:
         "anchor": anchor(outcomes),
         "accuracy": _accuracy(reference, sensor),
         "time_in_ranges": {"reference": _ranges(reference), "sensor": _ranges(sensor)},
+        "reference_min_mgdl": float(np.nanmin(reference)),
         "by_group": {
             group: {
                 "sessions": sum(o.group == group for o in outcomes),
@@ -148,6 +158,9 @@ def summarise(outcomes: Sequence[SessionOutcome]) -> dict[str, Any]:
                 },
                 "reference_time_in_ranges": _ranges(
                     np.concatenate([o.reference_mgdl for o in outcomes if o.group == group])
+                ),
+                "reference_session_medians": _session_medians(
+                    [o for o in outcomes if o.group == group]
                 ),
             }
             for group in groups

@@ -9,8 +9,9 @@ existing one.
 - ``scheduler="tcp://host:8786"``: the workers of an existing cluster (each needs cgmsim
   installed, the same version as here).
 
-Sessions are submitted one task each; results come back as they finish and are put back in
-session order by the caller, so the numbers never depend on the workers.
+Sessions are submitted ``batch`` to a task (``sim.population.sessions.run_batch``); results come
+back as they finish and are put back in session order, so the numbers never depend on the
+workers or the batch size.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sim.population.sessions import SessionOutcome, SessionSpec, run_session
+from sim.population.sessions import SessionOutcome, SessionSpec, run_batch
 
 Progress = Callable[[int, int], None]
+# Sessions per task at most: their physiology is one vectorised loop (sim.population.sessions)
+# whose cost is mostly per step, not per patient: a patient-day costs about 35 ms in a batch of
+# 16, 7 ms in a batch of 100 (bench/population.py prints the physiology's share).
+MAX_BATCH = 128
 
 
 def default_workers() -> int:
@@ -35,18 +40,25 @@ def default_workers() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Runner:
-    """How to run sessions: ``workers`` (0: in-process, no Dask), ``threads``, ``scheduler``."""
+    """How to run sessions: ``workers`` (0: in-process, no Dask), ``threads``, ``scheduler``,
+    and ``batch``, the sessions of one task (default: the sessions shared evenly over the
+    workers, at most ``MAX_BATCH`` to a task)."""
 
     workers: int = 0
     threads: bool = False
     scheduler: str | None = None
+    batch: int | None = None
 
     def describe(self) -> str:
+        batches = (
+            "batches shared over the workers" if self.batch is None else f"batches of {self.batch}"
+        )
         if self.scheduler is not None:
-            return f"dask scheduler {self.scheduler}"
+            return f"dask scheduler {self.scheduler}, {batches}"
         if self.workers == 0:
-            return "in-process"
-        return f"local dask cluster, {self.workers} {'threads' if self.threads else 'processes'}"
+            return f"in-process, {batches}"
+        kind = "threads" if self.threads else "processes"
+        return f"local dask cluster, {self.workers} {kind}, {batches}"
 
     def run(
         self, specs: Sequence[SessionSpec], progress: Progress | None = None
@@ -55,22 +67,32 @@ class Runner:
         advance = progress or (lambda done, total: None)
         total = len(specs)
         advance(0, total)
+        done = 0
         if self.workers == 0 and self.scheduler is None:
+            batches = self._batches(specs, 1)
             outcomes = []
-            for done, spec in enumerate(specs, 1):
-                outcomes.append(run_session(spec))
+            for batch in batches:
+                outcomes.extend(run_batch(batch))
+                done += len(batch)
                 advance(done, total)
             return outcomes
         from distributed import as_completed
 
         with self._client() as client:
-            futures = client.map(run_session, list(specs), pure=False)
+            batches = self._batches(specs, len(client.scheduler_info()["workers"]))
+            futures = client.map(run_batch, batches, pure=False)
             order = {future.key: i for i, future in enumerate(futures)}
-            results: list[SessionOutcome | None] = [None] * total
-            for done, future in enumerate(as_completed(futures), 1):
-                results[order[future.key]] = future.result()
+            results: list[list[SessionOutcome]] = [[] for _ in batches]
+            for future in as_completed(futures):
+                k = order[future.key]
+                results[k] = future.result()
+                done += len(batches[k])
                 advance(done, total)
-        return [r for r in results if r is not None]
+        return [outcome for batch in results for outcome in batch]
+
+    def _batches(self, specs: Sequence[SessionSpec], workers: int) -> list[list[SessionSpec]]:
+        size = self.batch or min(MAX_BATCH, max(1, -(-len(specs) // max(workers, 1))))
+        return [list(specs[i : i + size]) for i in range(0, len(specs), size)]
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[object]:

@@ -10,12 +10,13 @@ from typing import Any, NoReturn
 
 import click
 
+from sim.population.cluster import MAX_BATCH
 from sim.population.names import COHORTS, JSON_NAME, PNG_NAME
 from sim.progress import progress_bar
 
-# 10 days, the labelled sensor life (grace left out). A 10-day session costs about 6.5 CPU-s
-# (measured: 200 sessions, 2 workers, 28 min wall on a 2-core machine shared with other jobs,
-# about 11 min with both cores free); bench/population.py measures the rate.
+# 10 days, the labelled sensor life (grace left out). 200 such sessions took 278 s on 2 worker
+# processes in batches of 16 on a 2-core machine shared with other jobs; bench/population.py
+# measures the rate.
 DEFAULT_DAYS = 10.0
 
 
@@ -62,6 +63,13 @@ class _OneLineErrors(click.Command):
 @click.option("--threads", is_flag=True, help="Local Dask workers are threads, not processes.")
 @click.option("--scheduler", metavar="ADDRESS", help="Use an existing Dask cluster instead.")
 @click.option(
+    "--batch",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help=f"Sessions per task, their physiology vectorised together (default: shared evenly over "
+    f"the workers, at most {MAX_BATCH}); the numbers are the same for any size.",
+)
+@click.option(
     "--days",
     type=click.FloatRange(0.5, 30),
     default=DEFAULT_DAYS,
@@ -84,6 +92,7 @@ def command(
     workers: int | None,
     threads: bool,
     scheduler: str | None,
+    batch: int | None,
     days: float,
     seed: int,
     profile: str,
@@ -107,6 +116,7 @@ def command(
         workers=default_workers() if workers is None else workers,
         threads=threads,
         scheduler=scheduler,
+        batch=batch,
     )
     try:
         with progress_bar(f"{patients} patient sessions") as advance:
@@ -165,4 +175,14 @@ def _print(data: dict[str, Any], out: pathlib.Path) -> None:
             f"reference: {ref['time_in_range_70_180']:.1f} % in 70-180, "
             f"{ref['time_below_70']:.1f} % < 70, {ref['time_above_180']:.1f} % > 180"
         )
+    for group, entry in data["by_group"].items():
+        m = entry["reference_session_medians"]
+        if m is not None:
+            click.echo(
+                f"{group} (median session): {m['time_in_range_70_180']:.0f} % in 70-180, "
+                f"{m['time_below_70']:.1f} % < 70, {m['time_below_54']:.1f} % < 54, "
+                f"{m['time_above_250']:.1f} % > 250, mean {m['mean_mgdl']:.0f} mg/dL, "
+                f"CV {m['cv_percent']:.0f} %"
+            )
+    click.echo(f"lowest reference glucose {data['reference_min_mgdl']:.0f} mg/dL")
     click.echo(f"wrote {out / JSON_NAME}")

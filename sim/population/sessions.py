@@ -9,10 +9,15 @@ picklable arguments, so a Dask worker process can run it.
 The pipeline is the one of ``cgmsim simulate --link memory``: the patient's plasma glucose is
 the reference (``sim.physiology.source``), the sensor chain, transmitter, memory link and
 receiver run in ``sim.world.run``. Nobody acknowledges alerts.
+
+Sessions run in batches (``run_batch``): the physiology of a batch's patients, the costly part
+when integrated one patient at a time, is one vectorised loop over the batch; each patient's
+days are drawn from its own seed, so a session's numbers do not depend on its batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +25,12 @@ import numpy as np
 from firmware.profiles import MINUTE_MS, PROFILES
 from sim import world
 from sim.physiology.patients import resolve
-from sim.physiology.source import patient_source
+from sim.physiology.source import PatientBatch
 from sim.population.labelling import episodes, rules
 from sim.session.config import SimulationConfig
+from sim.signal.scenarios import GlucoseSource
+
+PHYSIOLOGY_STREAM = 2  # spawn key of the patient's days under the session's seed
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +82,25 @@ def plan(
     ]
 
 
-def run_session(spec: SessionSpec) -> SessionOutcome:
+def physiology_seed(spec: SessionSpec) -> np.random.SeedSequence:
+    """What the patient's days (meals, boluses, exercise) of session ``spec`` are drawn from:
+    a stream of the session's seed apart from the two the session itself spawns (sensor,
+    link: ``sim.session.bookkeeping.session_input``)."""
+    return np.random.SeedSequence(spec.seed, spawn_key=(PHYSIOLOGY_STREAM,))
+
+
+def run_batch(specs: Sequence[SessionSpec]) -> list[SessionOutcome]:
+    """The sessions ``specs``: their patients' physiology integrated side by side (one
+    vectorised loop, ``sim.physiology.source.PatientBatch``), then each session's sensor,
+    firmware and link. The outcomes do not depend on how the sessions are batched."""
+    batch = PatientBatch([s.patient for s in specs], [physiology_seed(s) for s in specs])
+    return [_run(spec, batch.source(k)) for k, spec in enumerate(specs)]
+
+
+def _run(spec: SessionSpec, source: GlucoseSource) -> SessionOutcome:
     """The whole pipeline for one patient (see the module docstring)."""
     profile = PROFILES[spec.profile]
-    config = SimulationConfig(
-        profile=profile, days=spec.days, seed=spec.seed, source=patient_source(spec.patient)
-    )
+    config = SimulationConfig(profile=profile, days=spec.days, seed=spec.seed, source=source)
     result = world.run(config)
     rows = [r for r in result.rows if r.time_offset_min <= result.end_min]
     reference = np.array([r.reference_mgdl for r in rows])

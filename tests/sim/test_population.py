@@ -39,8 +39,8 @@ def without_runner(data):
 def test_one_and_two_dask_workers_give_the_numbers_of_the_in_process_loop(tmp_path, in_process):
     one = study(tmp_path / "one", "--workers", "1", "--threads", "--no-plot")
     two = study(tmp_path / "two", "--workers", "2", "--threads", "--no-plot")
-    assert one["runner"] == "local dask cluster, 1 threads"
-    assert two["runner"] == "local dask cluster, 2 threads"
+    assert one["runner"] == "local dask cluster, 1 threads, batches shared over the workers"
+    assert two["runner"] == "local dask cluster, 2 threads, batches shared over the workers"
     assert without_runner(one) == without_runner(two) == without_runner(in_process)
     # the comparison is not vacuous: the study has alerts, events and readings to score
     performance = in_process["alert_performance"]
@@ -58,8 +58,40 @@ def test_an_existing_cluster_runs_the_study_through_its_scheduler(tmp_path, in_p
     ) as cluster:
         address = cluster.scheduler_address
         remote = study(tmp_path, "--scheduler", address, "--no-plot")
-    assert remote["runner"] == f"dask scheduler {address}"
+    assert remote["runner"] == f"dask scheduler {address}, batches shared over the workers"
     assert without_runner(remote) == without_runner(in_process)
+
+
+def batched(tmp_path, batch, workers):
+    """A 17-session study (one batch of 16 and one of 1 at ``--batch 16``)."""
+    args = ("--patients", "17", "--days", "0.5", "--seed", "3", "--no-plot")
+    out = tmp_path / f"b{batch}w{workers}"
+    result = invoke(*args, "--batch", batch, "--workers", workers, "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def seventeen_alone(tmp_path_factory):
+    """17 batches of one, in this process."""
+    return batched(tmp_path_factory.mktemp("alone"), "1", "0")
+
+
+def test_batches_of_one_and_of_sixteen_give_the_same_numbers(tmp_path, seventeen_alone):
+    together = batched(tmp_path, "16", "0")
+    assert together["runner"] == "in-process, batches of 16"
+    assert without_runner(together) == without_runner(seventeen_alone)
+    # not vacuous: 17 different patients, with readings and alerts to score
+    assert len({row["patient"] for row in seventeen_alone["per_session"]}) == 17
+    assert seventeen_alone["accuracy"]["pairs"] > 0
+    assert sum(p["alerts"] for p in seventeen_alone["alert_performance"].values()) > 0
+
+
+@pytest.mark.slow
+def test_batches_on_two_worker_processes_give_the_same_numbers(tmp_path, seventeen_alone):
+    two = batched(tmp_path, "16", "2")
+    assert two["runner"] == "local dask cluster, 2 processes, batches of 16"
+    assert without_runner(two) == without_runner(seventeen_alone)
 
 
 def test_another_seed_gives_other_numbers(tmp_path, in_process):
@@ -96,6 +128,7 @@ def test_json_keys_and_files(tmp_path, in_process):
         "accuracy",
         "time_in_ranges",
         "by_group",
+        "reference_min_mgdl",
         "per_session",
         "runner",
         "wall_seconds",
@@ -116,6 +149,8 @@ def test_json_keys_and_files(tmp_path, in_process):
     assert {"mard", "within_20_20", "within_15_15", "pairs"} <= set(in_process["accuracy"])
     assert "time_in_range_70_180" in in_process["time_in_ranges"]["reference"]
     assert set(in_process["by_group"]) == {"child"}
+    medians = in_process["by_group"]["child"]["reference_session_medians"]
+    assert {"time_in_range_70_180", "time_below_54", "time_above_250", "cv_percent"} <= set(medians)
     assert [row["patient"] for row in in_process["per_session"]] == ["child#001", "child#002"]
     # two sessions of half a day each, monitored from warm-up end
     warmup_min = PROFILES["g7"].warmup_ms / MINUTE_MS
@@ -140,6 +175,7 @@ def test_the_table_and_the_png(tmp_path):
         (["--seed", "-3"], "--seed"),
         (["--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], "--scheduler"),
         (["--workers", "0", "--threads"], "--threads"),
+        (["--batch", "0"], "--batch"),
         (["--bogus"], "--bogus"),
     ],
 )
