@@ -39,7 +39,8 @@ from firmware.receiver.collector import (
 )
 from firmware.receiver.receiver import ReadingShown, Receiver, ReceiverConfig
 from firmware.transmitter.server import Transmitter, TransmitterConfig
-from tests.firmware.test_receiver_checks import CAL, COUNTS, SAMPLE_MS
+from tests.firmware.test_receiver_checks import CAL, COUNTS
+from tests.support.cores import SAMPLE_MS
 
 AIR_MS = 1_500  # one way, per GATT message: a pty controller at --speed 600 or so
 JOIN_MS = 3 * 60 * MINUTE_MS  # the sensor has been in session for 3 h
