@@ -67,7 +67,7 @@ from sim.links.keystore import MAX_BONDS, HostBonds, SecureKeyStore, attach
 from sim.private_files import create_private, private_dir
 from sim.recording import RecordingReceiver, RecordingWriter, header
 from sim.rundir.receiver_folder import ReceiverFolder
-from sim.session.bookkeeping import Bookkeeper, event_json
+from sim.session.bookkeeping import AlertAcknowledged, Bookkeeper, event_json
 from sim.session.config import SimulationConfig
 from sim.session.engine import Engine
 from sim.store import ReceiverStore
@@ -76,6 +76,7 @@ logger = logging.getLogger(__name__)
 
 RECEIVER_ADDRESS = "C0:CA:FE:00:00:02"
 SCAN_TIMEOUT_S = 30.0
+FRAME_S = 0.2  # the live screen's redraw
 
 
 class TransportProblem(Exception):
@@ -329,6 +330,7 @@ async def run_receiver(
     insecure: bool = False,
     max_bonds: int = MAX_BONDS,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    display: bool = False,
 ) -> dict[str, Any]:
     """Connect to the sensor at ``peer`` (or the first CGM advertiser), pair or re-encrypt,
     and run the receiver for ``days`` of session time, or ``until_ended`` (the sensor's session
@@ -340,8 +342,9 @@ async def run_receiver(
     outputs are written for ``cgmsim replay``. ``insecure`` (lab only): go on with a sensor that
     fails the security checks (``sim.links.gatt_client.InsecureSensor``); the summary says so.
     ``on_record``: called with each events.jsonl record as it is committed (the readings of a
-    backfill together, as one ``backfill`` record). ``out`` is made private (0700), as are the
-    store and the keys in it."""
+    backfill together, as one ``backfill`` record). ``display``: the live receiver screen on
+    this terminal (``sim.screen``), whose acknowledge key acknowledges the most urgent alert.
+    ``out`` is made private (0700), as are the store and the keys in it."""
     private_dir(out)
     host_bonds = HostBonds(keys) if keys is not None and bleak and transport_spec is None else None
     stop = _stopper()
@@ -409,6 +412,9 @@ async def run_receiver(
             pending: list[bool] = []
             batch: list[dict[str, Any]] = []
             paired = [0]  # pairings told so far
+            shown_records: list[dict[str, Any]] = (
+                keeper.history() if display else []
+            )  # for the screen: its graph starts with the last 3 hours
             ended = asyncio.Event()
 
             def counters() -> dict[str, Any]:
@@ -460,6 +466,8 @@ async def run_receiver(
                 keeper.add(event, record_)
                 if record_ is not None:
                     batch.append(record_)
+                    if display:
+                        shown_records.append(record_)
                 if isinstance(event, ReadingShown):
                     shown["backfill" if event.backfill else "live"] += 1
                     shown["duplicate"] += event.time_offset in seen
@@ -491,6 +499,11 @@ async def run_receiver(
                 )
             rx.insecure = insecure
             runner = asyncio.ensure_future(rx.run())
+            if display:
+                watcher = asyncio.ensure_future(
+                    _watch(stack, core, rx, clock, where, str(target), shown_records, on_event)
+                )
+                runner.add_done_callback(lambda _: watcher.cancel())
             end_ms = None if days is None else start_ms + round(days * 1440 * MINUTE_MS)
             waiter = asyncio.ensure_future(ended.wait())
             try:
@@ -510,6 +523,38 @@ async def run_receiver(
                 raise runner.exception()  # type: ignore[misc]  # e.g. PairingRefused
             summary = folder.write(core, clock.now_ms(), extra())
     return summary
+
+
+async def _watch(
+    stack: contextlib.AsyncExitStack,
+    core: Receiver,
+    rx: BleReceiver | BleakReceiver,
+    clock: LiveClock,
+    where: str,
+    peer: str,
+    records: list[dict[str, Any]],
+    on_event: Callable[[object], None],
+) -> None:
+    """The live screen (``sim.screen``) until cancelled: redrawn every ``FRAME_S`` with the
+    core's new events; an acknowledgement asked for on the keyboard goes to the core as the
+    simulated user's does (an ``alert_acknowledged`` event, then the core's answer)."""
+    import sys
+
+    from sim.screen import Keys, LinkState, Screen
+
+    keys = stack.enter_context(Keys(sys.stdin.fileno()))
+    screen = stack.enter_context(Screen(sys.stdout, keys, title="cgmsim receiver"))
+    while True:
+        now = clock.now_ms()
+        link = LinkState(where, rx.established, rx.established, peer)
+        acks = screen.update(now, core, link, records[:])
+        records.clear()
+        for alert in acks:
+            on_event(AlertAcknowledged(now, alert))
+            core.acknowledge(alert, now)
+            rx.drain()
+        if not acks:
+            await asyncio.sleep(FRAME_S)
 
 
 def _told(batch: list[dict[str, Any]], shift_ms: int) -> list[dict[str, Any]]:

@@ -94,8 +94,21 @@ def _run(work: Coroutine[Any, Any, Any], where: str) -> Any:
 
 _TRANSPORT_HELP = (
     "A bumble HCI transport: usb:0, serial:/dev/ttyACM0,1000000,rtscts, "
-    "tcp-client:127.0.0.1:9001, pty:PATH, ..."
+    "tcp-client:127.0.0.1:9001, pty:PATH, ...; auto: the one controller attached "
+    "(cgmsim dongles lists them)."
 )
+
+
+def _resolve(transport: str | None) -> str | None:
+    """``--transport auto``: the one controller attached that answers HCI Reset (said on
+    stderr); none or several is bad input. Any other transport as given."""
+    from sim.dongles import resolve_transport  # DongleProblem: a ClickException, exit 2
+
+    if transport is None:
+        return None
+    return resolve_transport(transport, say=lambda line: click.echo(line, err=True))
+
+
 _common = [
     click.option("--profile", type=click.Choice(["g7", "g6"]), default="g7", show_default=True),
     click.option(
@@ -256,6 +269,7 @@ def transmitter_command(
 
     rate, key = _speed(speed, realtime), _passkey(passkey)
     _check_keys(keys)
+    transport = _resolve(transport) or transport
     config = SimulationConfig(
         profile=PROFILES[profile], days=days, seed=seed, ideal_sensor=ideal_sensor, e2e_crc=e2e_crc
     )
@@ -347,6 +361,12 @@ def _told(tell: Any) -> Any:
     "without authenticated LE Secure Connections (warned on every run, noted in summary.json).",
 )
 @_lines_option
+@click.option(
+    "--display",
+    is_flag=True,
+    help="Show the live receiver screen on this terminal (key a: acknowledge the most urgent "
+    "alert); no event lines then.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json at the end.")
 def receiver_command(
     transport: str | None,
@@ -364,6 +384,7 @@ def receiver_command(
     record: pathlib.Path | None,
     insecure: bool,
     lines: bool | None,
+    display: bool,
     as_json: bool,
 ) -> None:
     """Run the receiver firmware against a CGM sensor over a BLE controller: connect, pair
@@ -387,6 +408,9 @@ def receiver_command(
         raise click.UsageError("--bleak ADDRESS and --peer name different sensors")
     peer = peer or bleak or None
     target = None if peer is None else _address(peer, "--peer")
+    if display and not (sys.stdout.isatty() and sys.stdin.isatty()):
+        raise click.UsageError("--display needs a terminal: standard input or output is not one")
+    transport = _resolve(transport)
     try:
         private_dir(out)
     except OSError as error:
@@ -413,7 +437,8 @@ def receiver_command(
                 insecure=insecure,
                 max_bonds=max_bonds,
                 until_ended=until_ended,
-                on_record=_told(_teller(lines, "receiver")),
+                on_record=None if display else _told(_teller(lines, "receiver")),
+                display=display,
             ),
             transport or "bleak",
         )

@@ -190,3 +190,27 @@ def test_until_ended_stops_when_the_sensor_is_over_and_everything_was_fetched(
     made = {r["time_offset_min"] for r in json.loads(tx_out)["readings"]}
     assert set(_readings(out)) == made
     assert summary["readings"]["duplicates"] == 0
+
+
+def test_transport_auto_takes_the_one_controller_attached(ptys, tmp_path: Path) -> None:
+    """``--transport auto`` with one controller (a virtual one named in CGMSIM_DONGLES, as a
+    pty is not a USB device) opens it and says which; the transmitter then advertises."""
+    import os
+
+    tx_port, _ = ptys
+    err = tmp_path / "tx.err"
+    tx = subprocess.Popen(
+        [str(CGMSIM), "transmitter", "--transport", "auto", "--speed", "600", "--days", "0.01"],
+        stdout=subprocess.PIPE,
+        stderr=err.open("w"),
+        text=True,
+        env={**os.environ, "CGMSIM_DONGLES": tx_port},
+    )
+    try:
+        wait_for(lambda: "advertising" in err.read_text() or tx.poll() is not None, "advertising")
+    finally:
+        tx.send_signal(signal.SIGTERM)
+        tx.communicate(timeout=60)
+    text = err.read_text()
+    assert f"--transport auto: using {tx_port}" in text, text
+    assert "advertising as cgmsim" in text and f"on {tx_port}" in text, text
