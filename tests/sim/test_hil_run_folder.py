@@ -14,6 +14,7 @@ import csv
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,35 @@ def test_transport_auto_takes_the_one_controller_attached(ptys, tmp_path: Path) 
     text = err.read_text()
     assert f"--transport auto: using {tx_port}" in text, text
     assert "advertising as cgmsim" in text and f"on {tx_port}" in text, text
+
+
+def test_ctrl_c_of_a_receiver_whose_sensor_has_gone_is_clean(ptys, tmp_path: Path) -> None:
+    """The sensor's run ends (``--days``) and its process exits; the receiver, trying to
+    reconnect, is stopped with Ctrl-C (SIGINT): exit 0, no traceback, its run folder whole."""
+    tx_port, rx_port = ptys
+    out = tmp_path / "rx"
+    rx_err = tmp_path / "rx.err"
+    rx = _start(
+        ["receiver", "--transport", rx_port, "--out", str(out), "--lines", "--speed", "1200"],
+        rx_err,
+    )
+    wait_for(lambda: "scanning" in rx_err.read_text() or rx.poll() is not None, "a scan")
+    tx = _start(
+        ["transmitter", "--transport", tx_port, "--speed", "1200", "--days", "0.05"],
+        tmp_path / "tx.err",
+    )
+    try:
+        tx.communicate(timeout=120)
+        wait_for(lambda: "disconnected" in rx_err.read_text(), "the receiver losing its sensor")
+        time.sleep(1.0)  # reconnecting: a connection attempt under way
+        rx.send_signal(signal.SIGINT)
+        rx.communicate(timeout=60)
+    finally:
+        for process in (rx, tx):
+            if process.poll() is None:
+                process.kill()
+    text = rx_err.read_text()
+    assert rx.returncode == 0, text[-2000:]
+    assert "Traceback" not in text and "Exception" not in text, text[-2000:]
+    report = _cli("report", str(out), "--json")
+    assert report.returncode == 0, report.stderr
