@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from sim.fuzz import engine
+from sim.fuzz.schema import ActionError
 from sim.fuzz.targets import LINKS, TARGETS, make_target
 
 
@@ -86,7 +87,10 @@ def command(
             coverage.run(fuzzed, iterations, seed, corpus)  # libFuzzer exits the process
         except RuntimeError as error:
             _bad(str(error))
-    report = engine.campaign(fuzzed, iterations, seed, corpus, setup_seconds=setup)
+    try:
+        report = engine.campaign(fuzzed, iterations, seed, corpus, setup_seconds=setup)
+    except engine.HarnessError as error:
+        _bad(f"the harness failed, not the {target} (no finding): {error}")
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -112,11 +116,19 @@ def _replay(path: pathlib.Path, target: str | None, as_json: bool) -> None:
     except ValueError as error:
         _bad(str(error))
     name, link = entry.get("target"), entry.get("link", "memory")
-    if link not in LINKS or name not in LINKS[link]:
-        _bad(f"{path}: unknown target {name!r} over link {link!r}")
+    if not isinstance(link, str) or link not in LINKS:
+        _bad(f"{path}: link: unknown link {link!r} (one of {', '.join(LINKS)})")
+    if not isinstance(name, str) or name not in LINKS[link]:
+        known = ", ".join(LINKS[link])
+        _bad(f"{path}: target: unknown target {name!r} over link {link} (one of {known})")
     if target is not None and target != name:
         _bad(f"{path} is a {name} reproducer, not {target}")
-    failure = engine.replay(make_target(name, link), entry)
+    fuzzed = make_target(name, link)
+    try:
+        engine.check(fuzzed, entry)
+        failure = engine.replay(fuzzed, entry)
+    except (ActionError, engine.HarnessError) as error:
+        _bad(f"{path}: {error}")
     result: dict[str, Any] = {
         "replayed": str(path),
         "target": name,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import os
 import pathlib
 import random
 import sys
@@ -65,7 +66,12 @@ def one_input(
 
     def test(data: bytes) -> None:
         actions = target.generate(BytesRandom(data), episode_length)
-        _, failure = engine.run_episode(target, actions, engine.HANG_SECONDS)
+        try:
+            _, failure = engine.run_episode(target, actions, engine.HANG_SECONDS)
+        except engine.HarnessError as error:  # no finding: the campaign ends, not as a crash
+            print(f"cgmsim fuzz: the harness failed, not the target: {error}", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(2)
         if failure is None:
             return
         small = engine.shrink(target, actions[: failure.index + 1], failure)
