@@ -5,6 +5,7 @@ found (or the reproducer no longer fails); 1: failures found (or the reproducer 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import sys
@@ -13,9 +14,35 @@ from typing import Any
 
 import click
 
-from sim.fuzz import engine
+from sim.fuzz import engine, seeding
+from sim.fuzz.corpus import seeds as corpus_seeds
+from sim.fuzz.line_coverage import LineCoverage
 from sim.fuzz.schema import ActionError
 from sim.fuzz.targets import LINKS, TARGETS, make_target
+
+DEFAULT_ITERATIONS = 20_000
+UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+class Duration(click.ParamType):
+    """Seconds, or a number with s, m or h."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        scale = UNITS.get(text[-1:])
+        try:
+            seconds = float(text[:-1] if scale else text) * (scale or 1)
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0 or seconds == float("inf"):
+            self.fail(f"{value!r} is not a duration (600, 600s, 10m, 2h)", param, ctx)
+        return seconds
 
 
 def _bad(message: str) -> None:
@@ -34,7 +61,34 @@ def _bad(message: str) -> None:
     "virtual clock, a paired rogue client against the transmitter's GATT server or a "
     "rogue GATT server against the receiver (hundreds of iterations per second).",
 )
-@click.option("--iterations", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    help=f"Inputs to try [default: {DEFAULT_ITERATIONS:,}, or no limit with --max-duration].",
+)
+@click.option(
+    "--max-duration",
+    "max_duration",
+    type=Duration(),
+    help="A time budget (600, 600s, 10m, 2h): the campaign ends when it is spent, or after "
+    "--iterations if that comes first.",
+)
+@click.option(
+    "--seed-corpus",
+    "seed_corpus",
+    multiple=True,
+    type=click.Path(path_type=pathlib.Path),
+    help="Seed the campaign from a cgmsim recording (simulate --record, the HIL commands, an "
+    "imported capture) or a fuzz reproducer, or a directory of them; repeatable. Their "
+    "values are mutated, and reproducers of this target are played first.",
+)
+@click.option(
+    "--coverage",
+    "measure_coverage",
+    is_flag=True,
+    help="Report the lines of protocol/ and firmware/ the campaign reached (in the JSON: "
+    "coverage); tracing slows the campaign down.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--corpus",
@@ -57,7 +111,10 @@ def _bad(message: str) -> None:
 def command(
     target: str | None,
     link: str,
-    iterations: int,
+    iterations: int | None,
+    max_duration: float | None,
+    seed_corpus: tuple[pathlib.Path, ...],
+    measure_coverage: bool,
     seed: int,
     corpus: pathlib.Path | None,
     replay: pathlib.Path | None,
@@ -75,32 +132,59 @@ def command(
         _bad(f"--target {target!r} is not one of {', '.join(TARGETS)}")
     if target not in LINKS[link]:
         _bad(f"--link {link} fuzzes {' and '.join(LINKS[link])}, not {target}")
-    if coverage_guided and as_json:
-        _bad("--atheris prints libFuzzer's statistics, not --json")
+    if coverage_guided and (as_json or measure_coverage):
+        _bad("--atheris prints libFuzzer's statistics (its own coverage), not --json or --coverage")
+    if iterations is None and max_duration is None:
+        iterations = DEFAULT_ITERATIONS
     started = time.perf_counter()
-    fuzzed = make_target(target, link)
+    try:
+        seeded = seeding.load(list(seed_corpus))
+        fuzzed = make_target(target, link, seeded.seeds(corpus_seeds()) if seed_corpus else None)
+        episodes = seeded.episodes(fuzzed)
+    except seeding.SeedError as error:
+        _bad(f"--seed-corpus {error}")
     setup = time.perf_counter() - started
     if coverage_guided:
         from sim.fuzz import coverage
 
-        try:
-            coverage.run(fuzzed, iterations, seed, corpus)  # libFuzzer exits the process
+        try:  # libFuzzer exits the process
+            coverage.run(fuzzed, iterations, seed, corpus, max_duration, episodes)
         except RuntimeError as error:
             _bad(str(error))
+    lines = LineCoverage() if measure_coverage else None
     try:
-        report = engine.campaign(fuzzed, iterations, seed, corpus, setup_seconds=setup)
+        with lines.tracing() if lines else contextlib.nullcontext():
+            report = engine.campaign(
+                fuzzed,
+                iterations,
+                seed,
+                corpus,
+                max_seconds=max_duration,
+                seed_episodes=episodes,
+                setup_seconds=setup,
+            )
     except engine.HarnessError as error:
         _bad(f"the harness failed, not the {target} (no finding): {error}")
+    summary = report.to_json()
+    if seed_corpus:
+        summary["seed_corpus"] = seeded.summary()
+    if lines is not None:
+        summary["coverage"] = lines.figure()
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(
             f"{report.target} ({report.link}): {report.iterations:,} iterations, "
             f"{report.crashes} crashes, "
             f"{report.hangs} hangs, {report.invariant_failures} invariant failures, "
             f"{report.unique_failures} unique, {report.iterations_per_second:,.0f}/s "
-            f"(seed {seed})"
+            f"(seed {seed}{', time budget spent' if report.stopped_by == 'max-duration' else ''})"
         )
+        for name, reached in summary.get("coverage", {}).items():
+            click.echo(
+                f"  {name}: {reached['reached']:,} of {reached['lines']:,} lines reached "
+                f"({reached['percent']} %)"
+            )
         for failure in report.failures:
             where = f" -> {failure['path']}" if "path" in failure else ""
             click.echo(

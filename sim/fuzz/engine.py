@@ -22,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import pathlib
 import random
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -179,6 +180,8 @@ class Report:
     fuzz_seconds: float = 0.0
     shrink_seconds: float = 0.0
     setup_seconds: float = 0.0
+    stopped_by: str = "iterations"  # or "max-duration"
+    seed_episodes: int = 0
 
     @property
     def unique_failures(self) -> int:
@@ -197,32 +200,46 @@ class Report:
 
 def campaign(
     target: Target,
-    iterations: int,
+    iterations: int | None,
     seed: int,
     corpus: pathlib.Path | None = None,
     *,
+    max_seconds: float | None = None,
+    seed_episodes: Sequence[list[Action]] = (),
     episode_length: int = 200,
     hang_seconds: float = HANG_SECONDS,
     shrink_budget: int = 2_000,
     setup_seconds: float = 0.0,
 ) -> Report:
-    """Fuzz ``target`` for about ``iterations`` inputs. Each episode draws its own seed from
-    ``seed`` (the reproducer keeps it); each new failure is shrunk and, with ``corpus``, saved
-    there as ``<target>-<signature hash>.json``."""
+    """Fuzz ``target`` for about ``iterations`` inputs (None: no limit), or until
+    ``max_seconds`` of wall time have passed (shrinking included), whichever comes first.
+    ``seed_episodes`` (the actions of saved reproducers) are played first, as they are. Each
+    generated episode draws its own seed from ``seed`` (the reproducer keeps it); each new
+    failure is shrunk and, with ``corpus``, saved there as ``<target>-<signature hash>.json``."""
+    if iterations is None and max_seconds is None:
+        raise ValueError("a campaign needs iterations or max_seconds")
     link = getattr(target, "link", "memory")
     report = Report(target.name, seed, link, setup_seconds=round(setup_seconds, 3))
+    report.seed_episodes = len(seed_episodes)
+    limit = math.inf if iterations is None else iterations
+    deadline = math.inf if max_seconds is None else time.monotonic() + max_seconds
     master = random.Random(seed)
     seen: set[str] = set()
-    episode = 0
-    while report.iterations < iterations:
-        episode_seed = master.getrandbits(32)
-        count = min(episode_length, iterations - report.iterations)
+    planned = iter(seed_episodes)
+    while report.iterations < limit:
+        if time.monotonic() >= deadline:
+            report.stopped_by = "max-duration"
+            break
+        count = int(min(episode_length, limit - report.iterations))
         started = time.perf_counter()
-        actions = target.generate(random.Random(episode_seed), count)
+        episode_seed: int | None = None
+        actions = next(planned, None)
+        if actions is None:
+            episode_seed = master.getrandbits(32)
+            actions = target.generate(random.Random(episode_seed), count)
         ran, failure = run_episode(target, actions, hang_seconds)
         report.fuzz_seconds += time.perf_counter() - started
         report.iterations += ran
-        episode += 1
         if failure is None:
             continue
         report.crashes += failure.kind == "crash"
