@@ -10,17 +10,27 @@ import json
 import pathlib
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
 from sim.fuzz import engine, seeding
 from sim.fuzz.corpus import seeds as corpus_seeds
+from sim.fuzz.device_options import (
+    DEFAULT_NOTIFY_WITHIN_S,
+    DEFAULT_PASSKEY,
+    DEFAULT_RATE,
+    DeviceOptions,
+)
 from sim.fuzz.line_coverage import LineCoverage
 from sim.fuzz.schema import ActionError
-from sim.fuzz.targets import LINKS, TARGETS, make_target
+from sim.fuzz.targets import DEVICE_TARGETS, LINKS, TARGETS, make_target
+from sim.hil_commands import _address, _passkey
 
 DEFAULT_ITERATIONS = 20_000
+DEVICE_EPISODE_LENGTH = 12  # a device's failing sequence shrinks in a few dozen replays
+DEVICE_SHRINK_BUDGET = 60
 UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -107,6 +117,42 @@ def _bad(message: str) -> None:
     help="Coverage-guided (libFuzzer through atheris: pip install 'cgmsim[atheris]'), for long "
     "campaigns; libFuzzer prints its statistics and exits at the first failure.",
 )
+@click.option(
+    "--transport",
+    metavar="T",
+    help="--target sensor|collector: the HCI transport of the campaign's own controller (usb:0, "
+    "serial:/dev/ttyACM0,1000000,rtscts, tcp-client:HOST:PORT, ...); also for --replay of a "
+    "device reproducer.",
+)
+@click.option("--address", help="The sensor's address (default: the first CGM advertiser).")
+@click.option(
+    "--passkey",
+    default=f"{DEFAULT_PASSKEY:06d}",
+    show_default=True,
+    help="The passkey the device under test pairs with (LE Secure Connections, passkey entry).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, min_open=True),
+    default=DEFAULT_RATE,
+    show_default=True,
+    help="At most this many requests (or rogue answers) a second to the device under test.",
+)
+@click.option(
+    "--notify-within",
+    "notify_within_s",
+    type=click.FloatRange(0, min_open=True),
+    default=DEFAULT_NOTIFY_WITHIN_S,
+    show_default=True,
+    metavar="S",
+    help="--target sensor: a subscribed sensor must notify at least every S seconds.",
+)
+@click.option(
+    "--capture",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    help="Write the device campaign's HCI traffic here as a btsnoop capture [default: "
+    "CORPUS/<target>-session.btsnoop with --corpus].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
 def command(
     target: str | None,
@@ -119,17 +165,45 @@ def command(
     corpus: pathlib.Path | None,
     replay: pathlib.Path | None,
     coverage_guided: bool,
+    transport: str | None,
+    address: str | None,
+    passkey: str,
+    rate: float,
+    notify_within_s: float,
+    capture: pathlib.Path | None,
     as_json: bool,
 ) -> None:
     """Fuzz the CGMS decoders, the transmitter or the receiver with generated and mutated
-    frames; every failure is shrunk to a minimal reproducer."""
+    frames, or a sensor or collector under test over an HCI transport; every failure is
+    shrunk to a minimal reproducer."""
+    device = None
+    if transport is not None:
+        if capture is None and corpus is not None and target in DEVICE_TARGETS:
+            capture = corpus / f"{target}-session.btsnoop"
+        device = DeviceOptions(
+            transport,
+            None if address is None else _option(_address, address, "--address"),
+            _option(_passkey, passkey),
+            rate,
+            notify_within_s,
+            capture,
+        )
     if replay is not None:
-        _replay(replay, target, as_json)
+        _replay(replay, target, as_json, device)
         return
     if target is None:
-        _bad("give --target decoder|transmitter|receiver, or --replay FILE")
-    if target not in TARGETS:
-        _bad(f"--target {target!r} is not one of {', '.join(TARGETS)}")
+        _bad("give --target decoder|transmitter|receiver|sensor|collector, or --replay FILE")
+    if target in DEVICE_TARGETS:
+        if device is None:
+            _bad(f"--target {target} fuzzes a device under test: give its --transport")
+        if coverage_guided or measure_coverage:
+            _bad(f"--target {target} is a device elsewhere: no --atheris, no --coverage")
+        link = "device"
+    elif target not in TARGETS:
+        known = ", ".join([*TARGETS, *DEVICE_TARGETS])
+        _bad(f"--target {target!r} is not one of {known}")
+    elif transport is not None:
+        _bad(f"--transport is for --target sensor or collector, not {target}")
     if target not in LINKS[link]:
         _bad(f"--link {link} fuzzes {' and '.join(LINKS[link])}, not {target}")
     if coverage_guided and (as_json or measure_coverage):
@@ -139,10 +213,13 @@ def command(
     started = time.perf_counter()
     try:
         seeded = seeding.load(list(seed_corpus))
-        fuzzed = make_target(target, link, seeded.seeds(corpus_seeds()) if seed_corpus else None)
+        pools = seeded.seeds(corpus_seeds()) if seed_corpus else None
+        fuzzed = make_target(target, link, pools, device)
         episodes = seeded.episodes(fuzzed)
     except seeding.SeedError as error:
         _bad(f"--seed-corpus {error}")
+    if link == "device":
+        _device_campaign(fuzzed, iterations, seed, corpus, max_duration, episodes, as_json)
     setup = time.perf_counter() - started
     if coverage_guided:
         from sim.fuzz import coverage
@@ -170,6 +247,11 @@ def command(
         summary["seed_corpus"] = seeded.summary()
     if lines is not None:
         summary["coverage"] = lines.figure()
+    _summary(report, summary, as_json)
+
+
+def _summary(report: engine.Report, summary: dict[str, Any], as_json: bool) -> None:
+    seed = report.seed
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -194,7 +276,63 @@ def command(
     sys.exit(1 if report.failures else 0)
 
 
-def _replay(path: pathlib.Path, target: str | None, as_json: bool) -> None:
+def _option(parse: Callable[..., Any], value: str, *args: str) -> Any:
+    try:
+        return parse(value, *args)
+    except click.BadParameter as error:
+        _bad(error.format_message())
+
+
+def _device_campaign(
+    fuzzed: Any,
+    iterations: int | None,
+    seed: int,
+    corpus: pathlib.Path | None,
+    max_duration: float | None,
+    episodes: list[list[Any]],
+    as_json: bool,
+) -> None:
+    """A campaign against a device under test: its link opened first (a device that cannot be
+    reached is exit 2), short episodes, shrinking against the device."""
+    started = time.perf_counter()
+    with _reaching(fuzzed):
+        setup = time.perf_counter() - started
+        report = engine.campaign(
+            fuzzed,
+            iterations,
+            seed,
+            corpus,
+            max_seconds=max_duration,
+            seed_episodes=episodes,
+            episode_length=DEVICE_EPISODE_LENGTH,
+            hang_seconds=fuzzed.hang_seconds,
+            shrink_budget=DEVICE_SHRINK_BUDGET,
+            setup_seconds=setup,
+        )
+    summary = report.to_json()
+    summary["device"] = fuzzed.describe()
+    _summary(report, summary, as_json)
+
+
+@contextlib.contextmanager
+def _reaching(fuzzed: Any) -> Iterator[None]:
+    from bumble.core import BaseBumbleError
+
+    from sim.hil import TransportProblem
+
+    try:
+        try:
+            fuzzed.open()
+        except (TransportProblem, TimeoutError, OSError, BaseBumbleError) as error:
+            _bad(f"cannot reach the {fuzzed.name} under test: {error or type(error).__name__}")
+        yield
+    finally:
+        fuzzed.close()
+
+
+def _replay(
+    path: pathlib.Path, target: str | None, as_json: bool, device: DeviceOptions | None
+) -> None:
     try:
         entry = engine.load(path)
     except ValueError as error:
@@ -207,10 +345,16 @@ def _replay(path: pathlib.Path, target: str | None, as_json: bool) -> None:
         _bad(f"{path}: target: unknown target {name!r} over link {link} (one of {known})")
     if target is not None and target != name:
         _bad(f"{path} is a {name} reproducer, not {target}")
-    fuzzed = make_target(name, link)
+    if link == "device" and device is None:
+        _bad(f"{path} is a reproducer of a {name} under test: give its --transport")
+    fuzzed = make_target(name, link, device=device)
     try:
         engine.check(fuzzed, entry)
-        failure = engine.replay(fuzzed, entry)
+        if link == "device":
+            with _reaching(fuzzed):
+                failure = engine.replay(fuzzed, entry, fuzzed.hang_seconds)
+        else:
+            failure = engine.replay(fuzzed, entry)
     except (ActionError, engine.HarnessError) as error:
         _bad(f"{path}: {error}")
     result: dict[str, Any] = {
