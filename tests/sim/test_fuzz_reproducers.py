@@ -9,9 +9,11 @@ import pathlib
 import pytest
 from click.testing import CliRunner
 
+from protocol.cgms import gatt
 from sim.fuzz import engine
 from sim.fuzz.command import command
 from sim.fuzz.decoder import DecoderTarget
+from sim.fuzz.receiver import ReceiverTarget, _Run
 from sim.fuzz.targets import TARGETS
 from sim.fuzz.transmitter import TransmitterTarget
 
@@ -137,3 +139,17 @@ def test_the_command_reports_a_harness_error_as_no_finding(monkeypatch):
     assert result.exit_code == 2 and "Traceback" not in result.output
     (line,) = result.stderr.splitlines()
     assert "the harness failed, not the sloppy-decoder (no finding)" in line
+
+
+def test_a_deadline_already_past_is_due_not_a_hang():
+    """What stopped `cgmsim fuzz --target receiver --atheris --seed 11` after 116 s: a reading
+    with time offset 0, injected after warm-up, makes the receiver's overdue check due at once
+    (its deadline is before now). The project's drivers fire such a deadline at once
+    (sim.links.core_timer: an asyncio call_at in the past); the harness called it a hang."""
+    actions = [["setup", True], *[["step"]] * 5]
+    actions.append(["inject", "notify", gatt.MEASUREMENT.uuid, "hex:0800000000002829"])
+    run = _Run(ReceiverTarget(), True)
+    for action in actions:
+        run.apply(action)
+    assert run.link.rx.get_timer() < run.now  # the case: a deadline already past
+    assert engine.replay(ReceiverTarget(), {"actions": [*actions, ["step"], ["step"]]}) is None
