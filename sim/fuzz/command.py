@@ -18,8 +18,8 @@ import click
 from sim.fuzz import engine, seeding
 from sim.fuzz.corpus import seeds as corpus_seeds
 from sim.fuzz.device_options import (
-    DEFAULT_NOTIFY_WITHIN_S,
     DEFAULT_PASSKEY,
+    DEFAULT_PATIENCE_S,
     DEFAULT_RATE,
     DeviceOptions,
 )
@@ -29,8 +29,8 @@ from sim.fuzz.targets import DEVICE_TARGETS, LINKS, TARGETS, make_target
 from sim.hil_commands import _address, _passkey
 
 DEFAULT_ITERATIONS = 20_000
-DEVICE_EPISODE_LENGTH = 12  # a device's failing sequence shrinks in a few dozen replays
-DEVICE_SHRINK_BUDGET = 60
+DEVICE_EPISODE_LENGTH = 8  # a device's failing sequence shrinks in a few dozen replays
+DEVICE_SHRINK_BUDGET = 25
 UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -139,13 +139,22 @@ def _bad(message: str) -> None:
     help="At most this many requests (or rogue answers) a second to the device under test.",
 )
 @click.option(
-    "--notify-within",
-    "notify_within_s",
+    "--patience",
+    "patience_s",
     type=click.FloatRange(0, min_open=True),
-    default=DEFAULT_NOTIFY_WITHIN_S,
+    default=DEFAULT_PATIENCE_S,
     show_default=True,
     metavar="S",
-    help="--target sensor: a subscribed sensor must notify at least every S seconds.",
+    help="A subscribed sensor under test must notify, a collector under test must link again, "
+    "within S seconds.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="--target collector: the rogue sensor's session time runs X times faster (as the "
+    "collector's --speed, for lab runs).",
 )
 @click.option(
     "--capture",
@@ -169,7 +178,8 @@ def command(
     address: str | None,
     passkey: str,
     rate: float,
-    notify_within_s: float,
+    patience_s: float,
+    speed: float,
     capture: pathlib.Path | None,
     as_json: bool,
 ) -> None:
@@ -185,8 +195,9 @@ def command(
             None if address is None else _option(_address, address, "--address"),
             _option(_passkey, passkey),
             rate,
-            notify_within_s,
+            patience_s,
             capture,
+            speed,
         )
     if replay is not None:
         _replay(replay, target, as_json, device)

@@ -19,15 +19,16 @@ spec's ATT errors, ``shared/spec/cgms.md``), each failing as an invariant of its
   Invalid CRC, CCCD Improperly Configured, Procedure Already In Progress, Out of Range); a CCCD
   value that is not two octets: Invalid Attribute Value Length;
 - ``write-not-permitted`` / ``cccd-length``: such writes are refused;
-- ``answer``: an accepted RACP or SOCP write is answered by an indication on it within
-  ``INDICATION_WAIT_S``, which decodes and answers that request (RACP ``06 00 <op> rc`` or,
-  to a count, ``05 00 n``; SOCP ``1C <op> rc`` or the value asked for);
+- ``answer-missing`` / ``answer-decodes`` / ``answer-names-request``: an accepted RACP or SOCP
+  write is answered by an indication on it within ``INDICATION_WAIT_S``, which decodes and
+  answers that request (RACP ``06 00 <op> rc`` or, to a count, ``05 00 n``; SOCP ``1C <op> rc``
+  or the value asked for);
 - ``pdu-decodes``: every notification decodes as CGM Measurement records (with the E2E-CRC the
   Feature announced), every read of a readable characteristic decodes;
 - ``alive``: the device answers a read of CGM Session Run Time; when it dropped the link, it
   comes back advertising and links again within ``RELINK_S``; when Measurement notifications
   are on and no control point changed the session, a notification arrives within
-  ``notify_within_s``.
+  the patience (``--patience``).
 
 A failing episode is shrunk against the device (the engine replays its sublists, each on a
 fresh link) and saved as a reproducer (``target: sensor``, ``link: device``) that ``cgmsim
@@ -41,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pathlib
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -69,7 +71,7 @@ from sim.links.ble import receiver_pairing
 FUZZER_ADDRESS = "C0:CA:FE:00:00:F2"  # random static
 CONNECT_S = 15.0
 SETUP_S = 30.0
-INDICATION_WAIT_S = 10.0
+INDICATION_WAIT_S = 5.0
 RELINK_S = 30.0
 MEASUREMENT, RACP, SOCP = gatt.MEASUREMENT.uuid, gatt.RACP.uuid, gatt.SOCP.uuid
 SST, SRT = gatt.SESSION_START_TIME.uuid, gatt.SESSION_RUN_TIME.uuid
@@ -111,7 +113,7 @@ class SensorUnderTest:
         self.options = options
         self.transport_spec, self.address = options.transport, options.address
         self.passkey, self.rate = options.passkey, options.rate
-        self.notify_within_s, self.capture = options.notify_within_s, options.capture
+        self.notify_within_s, self.capture = options.patience_s, options.capture
         self.seeds = seeds or corpus.seeds()
         self.pools = {name: list(values) for name, values in self.seeds.by_name.items()}
         self.loop = asyncio.new_event_loop()
@@ -140,12 +142,7 @@ class SensorUnderTest:
         )
         device.keystore = MemoryKeyStore()  # the bond lives as long as the campaign
         device.pairing_config_factory = lambda connection: receiver_pairing(self.passkey)
-        if self.capture is not None:
-            from bumble.snoop import BtSnooper
-
-            self.capture.parent.mkdir(parents=True, exist_ok=True)
-            stream = self._stack.enter_context(self.capture.open("wb"))
-            device.host.snooper = BtSnooper(stream)
+        capture_into(device, self.capture, self._stack)
         await device.power_on()
         self.device = device
         if self.address is not None:
@@ -197,13 +194,14 @@ class SensorUnderTest:
         return tester
 
     async def _fresh(self) -> Tester:
-        """A link with every CCCD off, for an episode's start."""
+        """A link with every CCCD off, for an episode's start (the same link while the device
+        keeps it: a sensor's own state is not reset by a new link anyway)."""
         if not self._connected():
             await self._relink()
         tester = self.tester
         assert tester is not None
         for uuid in NOTIFYING:
-            await tester.write_cccd(uuid, b"\x00\x00")
+            await asyncio.wait_for(tester.write_cccd(uuid, b"\x00\x00"), SETUP_S)
         tester.inbox.clear()
         return tester
 
@@ -269,7 +267,7 @@ class SensorUnderTest:
     # --- execution ---
 
     def execute(self, actions: list[Action]) -> tuple[int, Failure | None]:
-        with _quiet():
+        with quiet():
             return self.loop.run_until_complete(self._episode(actions))
 
     async def _episode(self, actions: list[Action]) -> tuple[int, Failure | None]:
@@ -373,7 +371,10 @@ class _Episode:
             lambda r: r.kind == "I" and r.uuid == uuid, mark, INDICATION_WAIT_S
         )
         if at is None:
-            raise _fail("answer", f"write 0x{uuid:04X} {value.hex()}: no indication answered it")
+            message = (
+                f"write 0x{uuid:04X} {value.hex()}: no indication within {INDICATION_WAIT_S:g} s"
+            )
+            raise _fail("answer-missing", message)
         answer = tester.inbox[at].value
         self._check_answer(uuid, value, answer)
 
@@ -395,9 +396,9 @@ class _Episode:
                     else reply.opcode - 1
                 )
         except FrameError as problem:
-            raise _fail("answer", f"{what}: {problem}") from None
+            raise _fail("answer-decodes", f"{what}: {problem}") from None
         if answers != opcode:
-            raise _fail("answer", f"{what}: it answers opcode 0x{answers:02X}")
+            raise _fail("answer-names-request", f"{what}: it answers opcode 0x{answers:02X}")
 
     def _check_inbox(self) -> None:
         inbox = self.tester.inbox
@@ -432,8 +433,21 @@ class _Episode:
             raise _fail("alive", f"no notification for {now - last:.1f} s while subscribed")
 
 
+def capture_into(
+    device: Device, path: pathlib.Path | None, stack: contextlib.AsyncExitStack
+) -> None:
+    """``device``'s HCI traffic written to ``path`` as a btsnoop capture (closed with
+    ``stack``)."""
+    if path is None:
+        return
+    from bumble.snoop import BtSnooper
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    device.host.snooper = BtSnooper(stack.enter_context(path.open("wb")))
+
+
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """bumble's own warnings about a device that misbehaves are the findings' business."""
     logger = logging.getLogger("bumble")
     level = logger.level

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 DEFAULT_PASSKEY = 123_456
 DEFAULT_RATE = 20.0  # ATT requests (or rogue sensor answers) a second at most
-DEFAULT_NOTIFY_WITHIN_S = 330.0  # a 5-minute reading interval and a margin
+DEFAULT_PATIENCE_S = 330.0  # a 5-minute reading interval and a margin
 
 
 @dataclass(frozen=True)
@@ -16,5 +16,6 @@ class DeviceOptions:
     address: str | None = None
     passkey: int = DEFAULT_PASSKEY
     rate: float = DEFAULT_RATE
-    notify_within_s: float = DEFAULT_NOTIFY_WITHIN_S
+    patience_s: float = DEFAULT_PATIENCE_S  # to notify when subscribed, to link again
     capture: pathlib.Path | None = None
+    speed: float = 1.0  # the rogue sensor's session time, x the wall clock

@@ -1,8 +1,9 @@
 """Fuzzing a device under test (issue 17): ``cgmsim fuzz --target sensor`` against
-``cgmsim transmitter``, each in its own process over virtual controllers. A transmitter with a
-planted defect (a faulty core built here and served by the same command, through the same
-adapter) is found, the failing sequence is shrunk against it, and the reproducer fails against
-the faulty device and passes against the project's."""
+``cgmsim transmitter`` and ``--target collector`` against ``cgmsim receiver``, each in its own
+process over virtual controllers. A device with a planted defect (a faulty core built here and
+served by the same command, through the same adapter) is found, the failing sequence is shrunk
+against it, and the reproducer fails against the faulty device and passes against the
+project's."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 from protocol.cgms import gatt
 from protocol.cgms.racp import RacpOpcode
 from sim.fuzz.command import command
-from tests.support.hil import CGMSIM, ROOT, _transmitter, wait_for
+from tests.support.hil import CGMSIM, ROOT, _receiver_args, _transmitter, wait_for
 
 RACP = gatt.RACP.uuid
 
@@ -51,6 +52,38 @@ main()
 """
 
 
+# A receiver that raises on a RACP response code it does not expect (anything but success and
+# no records found): the exception escapes its indication handler, so the indication is never
+# confirmed. The rest is the project's receiver, run by `cgmsim receiver` as users run it.
+FAULTY_RECEIVER = """
+import sys
+from firmware.receiver.receiver import Receiver
+from protocol.cgms import gatt
+from sim import hil
+from sim.cli import main
+
+class UnexpectedCodeCrash(Receiver):
+    def indication(self, uuid, value, now_ms):
+        if uuid == gatt.RACP.uuid and len(value) == 4 and value[:2] == b"\\x06\\x00":
+            if value[3] not in (0x01, 0x06):
+                raise ValueError("planted: unexpected RACP response code")
+        super().indication(uuid, value, now_ms)
+
+hil.Receiver = UnexpectedCodeCrash
+sys.argv[0] = "cgmsim"
+main()
+"""
+
+
+def _collector(transport: str, out: Path, faulty: bool) -> subprocess.Popen[str]:
+    args = _receiver_args(transport, out, "--speed", "1500")
+    if faulty:
+        args = [sys.executable, "-c", FAULTY_RECEIVER, *args[1:]]
+    return subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+
+
 def _faulty_transmitter(transport: str, tmp_path: Path) -> subprocess.Popen[str]:
     err = (tmp_path / "tx.err").open("w")
     tx = subprocess.Popen(
@@ -76,22 +109,38 @@ def _fuzz(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(CGMSIM), "fuzz", *args], capture_output=True, text=True, timeout=240)
 
 
+def _fuzz_with(
+    collector: Path, faulty: bool, port: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """A fuzz process (the rogue sensor, advertising) and a collector process beside it, which
+    scans for it, pairs and runs; the collector is stopped when the fuzz process ends."""
+    fuzz = subprocess.Popen(
+        [str(CGMSIM), "fuzz", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    rx = _collector(port, collector, faulty)
+    try:
+        stdout, stderr = fuzz.communicate(timeout=240)
+    finally:
+        _stop(rx)
+    return subprocess.CompletedProcess(fuzz.args, fuzz.returncode, stdout, stderr)
+
+
 @pytest.mark.slow  # separate processes over virtual controllers
 def test_a_sensor_campaign_finds_shrinks_and_replays_a_planted_defect(ptys, tmp_path):
     tx_port, fuzz_port = ptys
     corpus = tmp_path / "corpus"
-    device = ("--transport", fuzz_port, "--passkey", "123456", "--notify-within", "5")
+    device = ("--transport", fuzz_port, "--passkey", "123456", "--patience", "5")
     tx = _faulty_transmitter(tx_port, tmp_path)
     try:
         found = _fuzz(
-            "--target", "sensor", *device, "--rate", "200", "--iterations", "400",
+            "--target", "sensor", *device, "--rate", "200", "--iterations", "16",
             "--seed", "1", "--corpus", str(corpus), "--json",
         )  # fmt: skip
         assert found.returncode == 1, found.stderr[-3000:]
         summary = json.loads(found.stdout)
         assert summary["link"] == "device" and summary["device"]["links"] >= 1
         (failure,) = summary["failures"]
-        assert failure["failure"]["signature"] == "invariant:answer", failure
+        assert failure["failure"]["signature"] == "invariant:answer-names-request", failure
         # shrunk against the device: RACP indications on, then the one count with a filter
         *setup, (kind, uuid, value) = failure["actions"]
         assert (kind, uuid) == ("write", RACP) and setup == [["cccd", RACP, "hex:0200"]]
@@ -100,7 +149,7 @@ def test_a_sensor_campaign_finds_shrinks_and_replays_a_planted_defect(ptys, tmp_
         saved = Path(failure["path"])
         still = _fuzz("--replay", str(saved), *device, "--json")
         assert still.returncode == 1, still.stderr[-3000:]
-        assert json.loads(still.stdout)["failure"]["signature"] == "invariant:answer"
+        assert json.loads(still.stdout)["failure"]["signature"] == "invariant:answer-names-request"
     finally:
         _stop(tx)
     capture = corpus / "sensor-session.btsnoop"
@@ -112,6 +161,33 @@ def test_a_sensor_campaign_finds_shrinks_and_replays_a_planted_defect(ptys, tmp_
         assert json.loads(passes.stdout)["fails"] is False
     finally:
         _stop(fixed)
+
+
+@pytest.mark.slow  # separate processes over virtual controllers
+def test_a_collector_campaign_finds_shrinks_and_replays_a_planted_defect(ptys, tmp_path):
+    rx_port, fuzz_port = ptys
+    corpus = tmp_path / "corpus"
+    rogue = ("--transport", fuzz_port, "--speed", "1500", "--patience", "10")
+    found = _fuzz_with(
+        tmp_path / "rx-1", True, rx_port, "--target", "collector", *rogue,
+        "--iterations", "30", "--seed", "7", "--corpus", str(corpus), "--json",
+    )  # fmt: skip
+    assert found.returncode == 1, found.stderr[-3000:]
+    summary = json.loads(found.stdout)
+    (failure,) = summary["failures"]
+    assert failure["failure"]["signature"] == "invariant:confirms-indications", failure
+    # shrunk against the collector: one RACP response indication with an unexpected code
+    (action,) = failure["actions"]
+    assert action[:3] == ["inject", "indicate", RACP], action
+    value = bytes.fromhex(action[3][4:])
+    assert value[:2] == b"\x06\x00" and value[3] not in (0x01, 0x06)
+    assert (corpus / "collector-session.btsnoop").read_bytes()[:8] == b"btsnoop\0"
+    saved = failure["path"]
+    still = _fuzz_with(tmp_path / "rx-2", True, rx_port, "--replay", saved, *rogue, "--json")
+    assert still.returncode == 1, still.stderr[-3000:]
+    fixed = _fuzz_with(tmp_path / "rx-3", False, rx_port, "--replay", saved, *rogue, "--json")
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert json.loads(fixed.stdout)["fails"] is False
 
 
 @pytest.mark.parametrize(
