@@ -60,6 +60,20 @@ class RogueSensor(BleTransmitter):
         self.confirm_within_s: float | None = None
         self.requests = 0  # ATT reads and writes of the collector so far
 
+    def tampers(self, action: Action) -> bool:
+        """Take a ``replace``, ``drop``, ``repeat`` or ``error`` action: the hand on the next
+        output of that kind. False for any other action."""
+        kind = action[0]
+        if kind == "replace":
+            self.tamper[action[1]] = ("replace", bytes.fromhex(action[2][4:]))
+        elif kind in ("drop", "repeat"):
+            self.tamper[action[1]] = (kind, None)
+        elif kind == "error":
+            self.tamper["response"] = ("error", int(action[1]))
+        else:
+            return False
+        return True
+
     def _respond(self, request: Any) -> Respond:
         self.requests += 1
         if isinstance(request, Write):
@@ -223,12 +237,8 @@ class _BleRun:
             return
         if kind == "step":
             await self._step()
-        elif kind == "replace":
-            sensor.tamper[action[1]] = ("replace", bytes.fromhex(action[2][4:]))
-        elif kind in ("drop", "repeat"):
-            sensor.tamper[action[1]] = (kind, None)
-        elif kind == "error":
-            sensor.tamper["response"] = ("error", int(action[1]))
+        elif sensor.tampers(action):
+            pass
         elif kind == "inject":
             value = bytes.fromhex(action[3][4:])
             event = Notify if action[1] == "notify" else Indicate

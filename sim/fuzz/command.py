@@ -240,25 +240,41 @@ def command(
         except RuntimeError as error:
             _bad(str(error))
     lines = LineCoverage() if measure_coverage else None
-    try:
-        with lines.tracing() if lines else contextlib.nullcontext():
-            report = engine.campaign(
-                fuzzed,
-                iterations,
-                seed,
-                corpus,
-                max_seconds=max_duration,
-                seed_episodes=episodes,
-                setup_seconds=setup,
-            )
-    except engine.HarnessError as error:
-        _bad(f"the harness failed, not the {target} (no finding): {error}")
+    with lines.tracing() if lines else contextlib.nullcontext():
+        report = _campaign(fuzzed, iterations, seed, corpus, max_duration, episodes, setup)
     summary = report.to_json()
     if seed_corpus:
         summary["seed_corpus"] = seeded.summary()
     if lines is not None:
         summary["coverage"] = lines.figure()
     _summary(report, summary, as_json)
+
+
+def _campaign(
+    fuzzed: engine.Target,
+    iterations: int | None,
+    seed: int,
+    corpus: pathlib.Path | None,
+    max_duration: float | None,
+    episodes: list[list[Any]],
+    setup: float,
+    **tuning: Any,
+) -> engine.Report:
+    """``engine.campaign``; a harness error is no finding (exit 2)."""
+    try:
+        return engine.campaign(
+            fuzzed,
+            iterations,
+            seed,
+            corpus,
+            max_seconds=max_duration,
+            seed_episodes=episodes,
+            setup_seconds=setup,
+            **tuning,
+        )
+    except engine.HarnessError as error:
+        _bad(f"the harness failed, not the {fuzzed.name} (no finding): {error}")
+        raise  # _bad exits
 
 
 def _summary(report: engine.Report, summary: dict[str, Any], as_json: bool) -> None:
@@ -308,17 +324,17 @@ def _device_campaign(
     started = time.perf_counter()
     with _reaching(fuzzed):
         setup = time.perf_counter() - started
-        report = engine.campaign(
+        report = _campaign(
             fuzzed,
             iterations,
             seed,
             corpus,
-            max_seconds=max_duration,
-            seed_episodes=episodes,
+            max_duration,
+            episodes,
+            setup,
             episode_length=DEVICE_EPISODE_LENGTH,
             hang_seconds=fuzzed.hang_seconds,
             shrink_budget=DEVICE_SHRINK_BUDGET,
-            setup_seconds=setup,
         )
     summary = report.to_json()
     summary["device"] = fuzzed.describe()

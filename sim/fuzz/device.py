@@ -99,7 +99,31 @@ def _fail(name: str, message: str) -> InvariantViolated:
     return InvariantViolated(name, message)
 
 
-class SensorUnderTest:
+class OwnLoop:
+    """A device campaign's asyncio loop, its link kept across the engine's synchronous
+    episodes: ``open()`` runs ``_open``, ``close()`` runs ``_close`` (and whatever entered
+    ``_stack``)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._stack = contextlib.AsyncExitStack()
+
+    def open(self) -> None:
+        self.loop.run_until_complete(self._open())
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.loop.run_until_complete(self._close())
+        self.loop.close()
+
+    async def _open(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        await self._stack.aclose()
+
+
+class SensorUnderTest(OwnLoop):
     """The target ``sensor`` over ``link: device``: a campaign's rogue collector on one HCI
     transport, kept open (with its bond) across episodes. ``open()`` before, ``close()``
     after; the engine's ``generate``/``execute`` run in between."""
@@ -116,24 +140,15 @@ class SensorUnderTest:
         self.notify_within_s, self.capture = options.patience_s, options.capture
         self.seeds = seeds or corpus.seeds()
         self.pools = {name: list(values) for name, values in self.seeds.by_name.items()}
-        self.loop = asyncio.new_event_loop()
+        super().__init__()
         self.device: Device | None = None
         self.target: Address | None = None
         self.tester: Tester | None = None
         self.e2e = False
         self.links = 0
         self._last_request = 0.0
-        self._stack = contextlib.AsyncExitStack()
 
     # --- the campaign's link ---
-
-    def open(self) -> None:
-        self.loop.run_until_complete(self._open())
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.loop.run_until_complete(self._close())
-        self.loop.close()
 
     async def _open(self) -> None:
         transport = await self._stack.enter_async_context(await hil._open(self.transport_spec))

@@ -36,7 +36,7 @@ from firmware.transmitter.server import Transmitter, TransmitterConfig
 from sim import hil
 from sim.fuzz import corpus
 from sim.fuzz.ble_receiver import RogueSensor
-from sim.fuzz.device import HANG_SECONDS, capture_into, quiet
+from sim.fuzz.device import HANG_SECONDS, OwnLoop, capture_into, quiet
 from sim.fuzz.device_options import DeviceOptions
 from sim.fuzz.engine import Action, Failure, InvariantViolated, failure_from
 from sim.fuzz.mutate import pick
@@ -68,7 +68,7 @@ def _racp_answer(rng: random.Random) -> bytes:
     return bytes([0x06, 0x00, opcode, code])
 
 
-class CollectorUnderTest(ReceiverTarget):
+class CollectorUnderTest(OwnLoop, ReceiverTarget):
     """The target ``collector`` over ``link: device``: the rogue sensor kept advertising and
     serving across episodes. ``open()`` waits for the collector's first link."""
 
@@ -77,28 +77,19 @@ class CollectorUnderTest(ReceiverTarget):
     hang_seconds = HANG_SECONDS
 
     def __init__(self, options: DeviceOptions, *, seeds: corpus.Seeds | None = None) -> None:
-        super().__init__(seeds=seeds)
+        ReceiverTarget.__init__(self, seeds=seeds)
         self.options = options
         self.reconnect_within_s = options.patience_s
-        self.loop = asyncio.new_event_loop()
+        OwnLoop.__init__(self)
         self.sensor: RogueSensor | None = None
         self.links = 0
         self.clock: hil.LiveClock | None = None
-        self._stack = contextlib.AsyncExitStack()
         self._sampling: asyncio.Task[None] | None = None
         self._linked = asyncio.Event()
         self._last = 0.0
         self._dirty = False  # the last episode failed: the next starts on a fresh link
 
     # --- the rogue sensor ---
-
-    def open(self) -> None:
-        self.loop.run_until_complete(self._open())
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.loop.run_until_complete(self._close())
-        self.loop.close()
 
     async def _open(self) -> None:
         options = self.options
@@ -215,12 +206,8 @@ class CollectorUnderTest(ReceiverTarget):
         assert sensor is not None and self.clock is not None
         if kind == "step":
             await asyncio.sleep(SAMPLE_MS / 1000 / self.options.speed)
-        elif kind == "replace":
-            sensor.tamper[action[1]] = ("replace", bytes.fromhex(action[2][4:]))
-        elif kind in ("drop", "repeat"):
-            sensor.tamper[action[1]] = (kind, None)
-        elif kind == "error":
-            sensor.tamper["response"] = ("error", int(action[1]))
+        elif sensor.tampers(action):
+            pass
         elif kind == "inject":
             await self._quiet_collector()  # sent of its own, to a collector at rest
             event = Notify if action[1] == "notify" else Indicate
