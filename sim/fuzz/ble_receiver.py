@@ -57,8 +57,25 @@ class RogueSensor(BleTransmitter):
         self.tamper: dict[str, tuple[str, Any]] = {}
         self.e2e_of_receiver: Callable[[], bool] = lambda: False
         self.problems: list[BaseException] = []
+        self.confirm_within_s: float | None = None
+        self.requests = 0  # ATT reads and writes of the collector so far
+
+    def tampers(self, action: Action) -> bool:
+        """Take a ``replace``, ``drop``, ``repeat`` or ``error`` action: the hand on the next
+        output of that kind. False for any other action."""
+        kind = action[0]
+        if kind == "replace":
+            self.tamper[action[1]] = ("replace", bytes.fromhex(action[2][4:]))
+        elif kind in ("drop", "repeat"):
+            self.tamper[action[1]] = (kind, None)
+        elif kind == "error":
+            self.tamper["response"] = ("error", int(action[1]))
+        else:
+            return False
+        return True
 
     def _respond(self, request: Any) -> Respond:
+        self.requests += 1
         if isinstance(request, Write):
             try:
                 check_written(request.uuid, request.value, self.e2e_of_receiver())
@@ -98,7 +115,9 @@ class RogueSensor(BleTransmitter):
         return output
 
     async def send_own(self, output: Notify | Indicate) -> None:
-        """A notification or indication of the rogue's own (no ``Sent`` for the core)."""
+        """A notification or indication of the rogue's own (no ``Sent`` for the core). With
+        ``confirm_within_s``, an indication the collector does not confirm in that time, on a
+        link that is still up, is a problem (``confirms-indications``)."""
         connection = self.connection
         characteristic = self.characteristics.get(output.uuid)
         if connection is None or characteristic is None:
@@ -108,8 +127,15 @@ class RogueSensor(BleTransmitter):
             if isinstance(output, Notify)
             else self.device.indicate_subscriber
         )
-        with contextlib.suppress(Exception):  # the link may go meanwhile: not a finding
-            await send(connection, characteristic, output.value)
+        within = self.confirm_within_s if isinstance(output, Indicate) else None
+        try:
+            await asyncio.wait_for(send(connection, characteristic, output.value), within)
+        except TimeoutError:
+            if within is not None and self.connection is connection:
+                message = f"0x{output.uuid:04X} {output.value.hex()} not confirmed in {within:g} s"
+                self.problems.append(InvariantViolated("confirms-indications", message))
+        except Exception:  # the link may go meanwhile: not a finding
+            pass
 
 
 class BleReceiverTarget(ReceiverTarget):
@@ -211,12 +237,8 @@ class _BleRun:
             return
         if kind == "step":
             await self._step()
-        elif kind == "replace":
-            sensor.tamper[action[1]] = ("replace", bytes.fromhex(action[2][4:]))
-        elif kind in ("drop", "repeat"):
-            sensor.tamper[action[1]] = (kind, None)
-        elif kind == "error":
-            sensor.tamper["response"] = ("error", int(action[1]))
+        elif sensor.tampers(action):
+            pass
         elif kind == "inject":
             value = bytes.fromhex(action[3][4:])
             event = Notify if action[1] == "notify" else Indicate

@@ -47,6 +47,7 @@ from protocol.errors import ControlPointError, FrameError
 from sim.fuzz import corpus
 from sim.fuzz.engine import Action, Failure, Hang, InvariantViolated, failure_from
 from sim.fuzz.mutate import pick
+from sim.fuzz.schema import Table, flag, hex_value, one_of
 from sim.fuzz.transmitter import (
     CHECKED_RACP,
     READABLE,
@@ -67,6 +68,14 @@ MEASUREMENT, RACP, SOCP = gatt.MEASUREMENT.uuid, gatt.RACP.uuid, gatt.SOCP.uuid
 SRT = gatt.SESSION_RUN_TIME.uuid
 WRITABLE = (RACP, SOCP, gatt.SESSION_START_TIME.uuid)
 NOTIFYING = (MEASUREMENT, RACP, SOCP)
+ACTIONS: Table = {
+    "setup": (flag,),
+    "write": (one_of(UUIDS, "CGMS characteristic"), hex_value),
+    "cccd": (one_of(NOTIFYING, "characteristic with a CCCD"), hex_value),
+    "read": (one_of(UUIDS, "CGMS characteristic"),),
+    "step": (),
+    "reconnect": (),
+}
 CCCD_VALUES = (b"\x00\x00", b"\x01\x00", b"\x02\x00", b"\x03\x00", b"\xff\xff", b"", b"\x01")
 
 
@@ -111,6 +120,7 @@ def witness(core: Any, names: tuple[str, ...], escaped: list[BaseException]) -> 
 class BleTransmitterTarget(TransmitterTarget):
     name = "transmitter"
     link = "ble"
+    actions: Table = ACTIONS
 
     def generate(self, rng: random.Random, count: int) -> list[Action]:
         draw = rng.random

@@ -33,6 +33,7 @@ CALIBRATION = FactoryCalibration(770.0, 25_700.0)
 CLOCK_AT_ZERO = datetime.datetime(2025, 1, 1, 8, 0, 0)
 SAMPLE_MS = 5 * MINUTE_MS
 UUID_OF = {name: codec.characteristic.uuid for name, codec in CODECS.items()}
+NAME_OF = {uuid: name for name, uuid in UUID_OF.items()}
 
 
 def counts_at(now_ms: int) -> int:
@@ -157,11 +158,10 @@ def seeds(count: int = 300, seed: int = 0) -> Seeds:
     """Recorded traffic and strategy frames together, by characteristic name."""
     traffic = recorded_traffic()
     by_name: dict[str, list[bytes]] = defaultdict(list)
-    name_of = {uuid: name for name, uuid in UUID_OF.items()}
     for uuid, values in (*traffic.writes.items(), *traffic.reads.items()):
-        by_name[name_of[uuid]] += values
+        by_name[NAME_OF[uuid]] += values
     for uuid, values in traffic.indications.items():
-        by_name[name_of[uuid]] += values
+        by_name[NAME_OF[uuid]] += values
     by_name["measurement"] += traffic.notifications
     for frame in strategy_frames(count, seed):
         by_name[frame.name] += frame.chunks or (frame.data,)

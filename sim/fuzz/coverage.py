@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import gc
 import inspect
+import math
+import os
 import pathlib
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sim.fuzz import engine
@@ -59,22 +61,39 @@ def one_input(
     target: engine.Target,
     corpus: pathlib.Path | None,
     episode_length: int = EPISODE_LENGTH,
+    seed_episodes: Sequence[list[engine.Action]] = (),
 ) -> Callable[[bytes], None]:
     """libFuzzer's ``TestOneInput`` for ``target``: raises ``FoundFailure`` (after saving the
-    shrunk reproducer in ``corpus``) when the episode of ``data`` fails."""
+    shrunk reproducer in ``corpus``) when the episode of ``data`` fails; ``seed_episodes``
+    are played before the first."""
+
+    planned = list(seed_episodes)
 
     def test(data: bytes) -> None:
-        actions = target.generate(BytesRandom(data), episode_length)
-        _, failure = engine.run_episode(target, actions, engine.HANG_SECONDS)
-        if failure is None:
-            return
-        small = engine.shrink(target, actions[: failure.index + 1], failure)
-        link = getattr(target, "link", "memory")
-        entry = engine.reproducer(target.name, None, None, failure, small, link)
-        where = "" if corpus is None else f" -> {engine.save(corpus, entry)}"
-        raise FoundFailure(f"{failure.signature}: {failure.message}{where}")
+        while planned:  # on the first input: a seed that fails ends the campaign as any input
+            _found(target, planned.pop(0), corpus)
+        _found(target, target.generate(BytesRandom(data), episode_length), corpus)
 
     return test
+
+
+def _found(
+    target: engine.Target, actions: list[engine.Action], corpus: pathlib.Path | None
+) -> None:
+    """Play an episode; when it fails, shrink it, save it and raise ``FoundFailure``."""
+    try:
+        _, failure = engine.run_episode(target, actions, engine.HANG_SECONDS)
+    except engine.HarnessError as error:  # no finding: the campaign ends, not as a crash
+        print(f"cgmsim fuzz: the harness failed, not the target: {error}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(2)
+    if failure is None:
+        return
+    small = engine.shrink(target, actions[: failure.index + 1], failure)
+    link = getattr(target, "link", "memory")
+    entry = engine.reproducer(target.name, None, None, failure, small, link)
+    where = "" if corpus is None else f" -> {engine.save(corpus, entry)}"
+    raise FoundFailure(f"{failure.signature}: {failure.message}{where}")
 
 
 def _functions_under_test() -> list[Callable[..., Any]]:
@@ -91,8 +110,17 @@ class FoundFailure(Exception):
     """What libFuzzer sees of a failing episode (the reproducer is already saved)."""
 
 
-def run(target: engine.Target, iterations: int, seed: int, corpus: pathlib.Path | None) -> None:
-    """A libFuzzer campaign of ``iterations`` inputs. Does not return: libFuzzer exits."""
+def run(
+    target: engine.Target,
+    iterations: int | None,
+    seed: int,
+    corpus: pathlib.Path | None,
+    max_seconds: float | None = None,
+    seed_episodes: Sequence[list[engine.Action]] = (),
+) -> None:
+    """A libFuzzer campaign of ``iterations`` inputs (None: no limit) within ``max_seconds``
+    (libFuzzer's ``-max_total_time``, whole seconds). ``seed_episodes`` are played first, as
+    a campaign without atheris plays them. Does not return: libFuzzer exits."""
     try:
         import atheris
     except ImportError:
@@ -101,9 +129,13 @@ def run(target: engine.Target, iterations: int, seed: int, corpus: pathlib.Path 
         ) from None
     for function in _functions_under_test():
         atheris.instrument_func(function)
-    args = [sys.argv[0], f"-runs={iterations}", f"-seed={seed or 1}", "-print_final_stats=1"]
+    runs = -1 if iterations is None else iterations
+    args = [sys.argv[0], f"-runs={runs}", f"-seed={seed or 1}", "-print_final_stats=1"]
+    if max_seconds is not None:
+        args.append(f"-max_total_time={max(1, math.ceil(max_seconds))}")
+    test = one_input(target, corpus, seed_episodes=seed_episodes)
     if corpus is not None:
         corpus.mkdir(parents=True, exist_ok=True)
         args.append(f"-artifact_prefix={corpus}/")
-    atheris.Setup(args, one_input(target, corpus))
+    atheris.Setup(args, test)
     atheris.Fuzz()

@@ -17,6 +17,7 @@ from protocol.errors import FrameError
 from sim.fuzz import corpus
 from sim.fuzz.engine import Action, Failure, InvariantViolated, failure_from
 from sim.fuzz.mutate import mutate, pick
+from sim.fuzz.schema import Table, hex_value, optional_flag
 
 MODES = (None, True, False)
 Decode = Callable[[bytes, bool | None], Any]
@@ -24,6 +25,7 @@ Decode = Callable[[bytes, bool | None], Any]
 
 class DecoderTarget:
     name = "decoder"
+    action_kind = "codec"
 
     def __init__(
         self,
@@ -37,6 +39,7 @@ class DecoderTarget:
         self.titles = {name: CODECS[name].characteristic.title for name in self.decoders}
         self.seeds = seeds or corpus.seeds()
         self.names = tuple(sorted(self.decoders))
+        self.actions: Table = {name: (optional_flag, hex_value) for name in self.decoders}
 
     def generate(self, rng: random.Random, count: int) -> list[Action]:
         actions = []

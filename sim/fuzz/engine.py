@@ -8,6 +8,10 @@ overhead), so a campaign reaches tens of thousands of inputs per second; hypothe
 where it is good, for the structure-aware seed frames (``sim.fuzz.corpus``). Shrinking is a
 deterministic delta-debugging pass over the actions, then over the bytes inside them.
 
+An exception raised by the harness itself (in ``sim/fuzz/``: a generator that produced input
+the driver refuses, a reproducer's bad hex) is a :class:`HarnessError`, never a finding in the
+target: it stops the campaign with its own message.
+
 An episode that runs longer than ``HANG_SECONDS`` of wall time is stopped by a watchdog (on
 the main thread, where signals can be delivered) and reported as a hang, as is an input after
 which a core's outputs or timers do not settle (the targets bound those loops).
@@ -18,26 +22,33 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import pathlib
 import random
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from protocol.crc import crc16
+from sim.fuzz.schema import Table, check_actions
 
 FORMAT = "cgmsim-fuzz-reproducer"
 VERSION = 1
 HANG_SECONDS = 5.0
 Action = list[Any]
+HARNESS = pathlib.Path(__file__).resolve().parent
 
 
 class Hang(Exception):
     """Raised inside a target when an input does not settle, or by the watchdog."""
+
+
+class HarnessError(Exception):
+    """The fuzz harness failed (its own input or code), not the target."""
 
 
 class InvariantViolated(Exception):
@@ -59,6 +70,11 @@ class Failure:
 class Target(Protocol):
     name: str
 
+    @property
+    def actions(self) -> Table:
+        """What each action may hold (``sim.fuzz.schema``)."""
+        ...
+
     def generate(self, rng: random.Random, count: int) -> list[Action]:
         """An episode of ``count`` actions."""
         ...
@@ -68,14 +84,32 @@ class Target(Protocol):
         ...
 
 
+def _in_harness(filename: str) -> bool:
+    return HARNESS in pathlib.Path(filename).resolve().parents
+
+
+def harness_error(error: BaseException, context: str = "") -> HarnessError:
+    """``error``, raised by the harness's own code, as the :class:`HarnessError` it is."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" ({pathlib.Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    found = HarnessError(f"{context}{type(error).__name__} in the harness{where}: {error}")
+    found.__cause__ = error
+    return found
+
+
 def failure_from(error: BaseException, index: int) -> Failure:
-    """Classify an exception raised while executing action ``index``."""
+    """Classify an exception raised while executing action ``index``. One raised by the
+    harness's own code is no finding: :class:`HarnessError`."""
     if isinstance(error, Hang):
         return Failure("hang", f"hang:{error}".split(" after ")[0], str(error), index)
     if isinstance(error, InvariantViolated):
         return Failure("invariant", f"invariant:{error.name}", str(error), index)
+    if isinstance(error, HarnessError):
+        raise error
     frames = traceback.extract_tb(error.__traceback__)
-    ours = [f for f in frames if "/sim/fuzz/" not in f.filename] or frames
+    if frames and _in_harness(frames[-1].filename):
+        raise harness_error(error, f"action {index}: ")
+    ours = [f for f in frames if not _in_harness(f.filename)] or frames
     where = f"{pathlib.Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
     message = f"{type(error).__name__}: {error}"
     return Failure("crash", f"crash:{type(error).__name__}@{where}", message, index)
@@ -101,6 +135,24 @@ def watchdog(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+class Run(Protocol):
+    def apply(self, action: Action) -> None: ...
+
+
+def play(start: Callable[[], Run], actions: list[Action]) -> tuple[int, Failure | None]:
+    """Play ``actions`` on a fresh run (``start()``, whose failures count as the first
+    action's): how many ran, and the first failure."""
+    index = 0
+    try:
+        run = start()
+        for action in actions:
+            run.apply(action)
+            index += 1
+    except Exception as error:
+        return index + 1, failure_from(error, index)
+    return len(actions), None
+
+
 def run_episode(
     target: Target, actions: list[Action], hang_seconds: float
 ) -> tuple[int, Failure | None]:
@@ -109,6 +161,10 @@ def run_episode(
             return target.execute(actions)
     except Hang as error:  # the watchdog fired between two actions' bookkeeping
         return len(actions), failure_from(error, len(actions) - 1)
+    except HarnessError:
+        raise
+    except Exception as error:  # a target's execute lets only its own mistakes escape
+        raise harness_error(error) from error
 
 
 @dataclass
@@ -124,6 +180,8 @@ class Report:
     fuzz_seconds: float = 0.0
     shrink_seconds: float = 0.0
     setup_seconds: float = 0.0
+    stopped_by: str = "iterations"  # or "max-duration"
+    seed_episodes: int = 0
 
     @property
     def unique_failures(self) -> int:
@@ -142,32 +200,46 @@ class Report:
 
 def campaign(
     target: Target,
-    iterations: int,
+    iterations: int | None,
     seed: int,
     corpus: pathlib.Path | None = None,
     *,
+    max_seconds: float | None = None,
+    seed_episodes: Sequence[list[Action]] = (),
     episode_length: int = 200,
     hang_seconds: float = HANG_SECONDS,
     shrink_budget: int = 2_000,
     setup_seconds: float = 0.0,
 ) -> Report:
-    """Fuzz ``target`` for about ``iterations`` inputs. Each episode draws its own seed from
-    ``seed`` (the reproducer keeps it); each new failure is shrunk and, with ``corpus``, saved
-    there as ``<target>-<signature hash>.json``."""
+    """Fuzz ``target`` for about ``iterations`` inputs (None: no limit), or until
+    ``max_seconds`` of wall time have passed (shrinking included), whichever comes first.
+    ``seed_episodes`` (the actions of saved reproducers) are played first, as they are. Each
+    generated episode draws its own seed from ``seed`` (the reproducer keeps it); each new
+    failure is shrunk and, with ``corpus``, saved there as ``<target>-<signature hash>.json``."""
+    if iterations is None and max_seconds is None:
+        raise ValueError("a campaign needs iterations or max_seconds")
     link = getattr(target, "link", "memory")
     report = Report(target.name, seed, link, setup_seconds=round(setup_seconds, 3))
+    report.seed_episodes = len(seed_episodes)
+    limit = math.inf if iterations is None else iterations
+    deadline = math.inf if max_seconds is None else time.monotonic() + max_seconds
     master = random.Random(seed)
     seen: set[str] = set()
-    episode = 0
-    while report.iterations < iterations:
-        episode_seed = master.getrandbits(32)
-        count = min(episode_length, iterations - report.iterations)
+    planned = iter(seed_episodes)
+    while report.iterations < limit:
+        if time.monotonic() >= deadline:
+            report.stopped_by = "max-duration"
+            break
+        count = int(min(episode_length, limit - report.iterations))
         started = time.perf_counter()
-        actions = target.generate(random.Random(episode_seed), count)
+        episode_seed: int | None = None
+        actions = next(planned, None)
+        if actions is None:
+            episode_seed = master.getrandbits(32)
+            actions = target.generate(random.Random(episode_seed), count)
         ran, failure = run_episode(target, actions, hang_seconds)
         report.fuzz_seconds += time.perf_counter() - started
         report.iterations += ran
-        episode += 1
         if failure is None:
             continue
         report.crashes += failure.kind == "crash"
@@ -344,6 +416,12 @@ def load(path: pathlib.Path) -> dict[str, Any]:
     if entry.get("version") != VERSION or not isinstance(entry.get("actions"), list):
         raise ValueError(f"{path}: unsupported reproducer (version {entry.get('version')!r})")
     return entry
+
+
+def check(target: Target, entry: dict[str, Any]) -> None:
+    """Raise ``schema.ActionError`` naming the first field of ``entry``'s actions that
+    ``target`` cannot play."""
+    check_actions(entry["actions"], target.actions, getattr(target, "action_kind", "action"))
 
 
 def replay(

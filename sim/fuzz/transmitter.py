@@ -58,8 +58,16 @@ from protocol.cgms.racp import RacpOpcode, RacpOperator, RacpResponseCode
 from protocol.cgms.socp import SocpOpcode
 from protocol.errors import ControlPointError, FrameError
 from sim.fuzz import corpus
-from sim.fuzz.engine import Action, Failure, Hang, InvariantViolated, failure_from
+from sim.fuzz.engine import (
+    Action,
+    Failure,
+    Hang,
+    HarnessError,
+    InvariantViolated,
+    play,
+)
 from sim.fuzz.mutate import mutate, pick
+from sim.fuzz.schema import MILLISECONDS, UINT16, Table, flag, hex_value, integer
 
 SAMPLE_MS = corpus.SAMPLE_MS
 START_MS = 60 * MINUTE_MS + 1_000
@@ -81,6 +89,20 @@ REQUEST_OPCODES = (
 )
 CHECKED_RACP = (RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS, RacpOpcode.DELETE_STORED_RECORDS)
 MakeTransmitter = Callable[[TransmitterConfig], Transmitter]
+ATT_MTU = integer(23, 0xFFFF)
+ACTIONS: Table = {
+    "setup": (flag,),
+    "connect": (ATT_MTU,),
+    "disconnect": (),
+    "mtu": (ATT_MTU,),
+    "read": (UINT16,),
+    "write": (UINT16, hex_value),
+    "subscribe": (UINT16, flag, flag),
+    "step": (),
+    "wait": (MILLISECONDS,),
+    "hold": (),
+    "confirm": (),
+}
 
 
 def select(offsets: list[int], operator: int, operand: object) -> list[int]:
@@ -110,6 +132,7 @@ def _fail(name: str, message: str) -> InvariantViolated:
 
 class TransmitterTarget:
     name = "transmitter"
+    actions: Table = ACTIONS
 
     def __init__(
         self,
@@ -213,13 +236,7 @@ class TransmitterTarget:
 
     def execute(self, actions: list[Action]) -> tuple[int, Failure | None]:
         e2e = bool(actions and actions[0][0] == "setup" and actions[0][1])
-        run = _Run(self.profile, e2e, self.make_transmitter)
-        for index, action in enumerate(actions):
-            try:
-                run.apply(action)
-            except Exception as error:
-                return index + 1, failure_from(error, index)
-        return len(actions), None
+        return play(lambda: _Run(self.profile, e2e, self.make_transmitter), actions)
 
 
 class _Run:
@@ -231,6 +248,7 @@ class _Run:
         self.tx = make(TransmitterConfig(profile, e2e_crc=e2e))
         for now in range(SAMPLE_MS, START_MS, SAMPLE_MS):
             self.tx.sample(SensorSample(corpus.counts_at(now)), now)
+        self.sampled_at = START_MS // SAMPLE_MS * SAMPLE_MS
         self.now = START_MS
         self.connected = False
         self.held: deque[Notify | Indicate] = deque()
@@ -467,19 +485,22 @@ class _Run:
             timer = tx.get_timer()
             if timer is None or timer > until:
                 break
-            if timer < self.now:
-                raise Hang(f"timer stuck in the past at {timer} ms (now {self.now})")
-            self.now = timer
-            tx.handle_timer(timer)
+            # a deadline already past is due at once (sim.links.core_timer fires it so); one
+            # that never moves on ends the loop below
+            self.now = max(self.now, timer)
+            tx.handle_timer(self.now)
             self._drain(action)
         else:
             raise Hang(f"timers do not settle after 1000 runs ({action})")
         self.now = until
-        if until % SAMPLE_MS == 0:
+        if until % SAMPLE_MS == 0 and until > self.sampled_at:  # a "wait 0" there: no second
             self._sample(until)
         self._check_owed()
 
     def _sample(self, now: int) -> None:
+        if now <= self.sampled_at:  # the core rightly refuses it: the harness's mistake
+            raise HarnessError(f"a sensor sample at {now} ms after one at {self.sampled_at} ms")
+        self.sampled_at = now
         tx = self.tx
         tx.sample(SensorSample(corpus.counts_at(now)), now)
         self._drain(["sample"])
