@@ -427,6 +427,11 @@ def simulate(
         raise click.ClickException(f"cannot write {error.filename}: {error.strerror}") from None
     wall = time.perf_counter() - started
     data = outputs.summary(result, link, wall)
+    if display:  # what the person watching did shaped the run too
+        data["settings"]["display"] = {
+            "speed": paced.speed,
+            "keyboard_acknowledgements": paced.pressed,
+        }
     if note:
         click.echo(note, err=True)
     try:

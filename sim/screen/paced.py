@@ -45,6 +45,7 @@ class PacedSession:
         self.t0_ms = 0
         self.wall0: float | None = None
         self.seen = 0  # events of the run already given to the screen
+        self.pressed = 0  # acknowledgements typed on the keyboard (summary.json says how many)
 
     def attach(self, engine: Engine) -> None:
         """Start drawing the session of ``engine`` (its link attached) from its clock's now."""
@@ -76,6 +77,7 @@ class PacedSession:
         wanted = self._update(now_ms, link, receiver)
         for alert in wanted:
             if books.press(receiver, alert, now_ms):
+                self.pressed += 1
                 link.receiver_acted()
         if wanted:  # the screen was not drawn: draw it with the acknowledgements
             self._update(now_ms, link, receiver)

@@ -166,7 +166,7 @@ def test_each_frame_shows_the_newest_reading_with_its_arrow_and_the_time_to_expi
 
 
 def test_the_alert_is_shown_then_acknowledged_with_the_key(run):
-    _, frames, typed_at, events, _, _ = run
+    _, frames, typed_at, events, _, summary = run
     raised = [e for e in events if e["kind"] == "alert_raised" and e["alert"] == "high"]
     assert raised, "the trace is above 250 mg/dL: high must be raised"
     first_shown = next(f for f in frames if any(line.startswith("  ! high") for line in f))
@@ -182,6 +182,8 @@ def test_the_alert_is_shown_then_acknowledged_with_the_key(run):
     assert all(any("  high (acknowledged)" in line for line in f) for f in after)
     before = [f for f in frames if clock_ms(f) < ack_ms and clock_ms(f) >= clock_ms(first_shown)]
     assert before and all(any(line.startswith("  ! high") for line in f) for f in before)
+    # summary.json says the run was watched, and that a key shaped it
+    assert summary["settings"]["display"] == {"speed": SPEED, "keyboard_acknowledgements": 1}
 
 
 def test_the_link_is_connected_and_bonded_over_ble(run):
