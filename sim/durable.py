@@ -103,12 +103,14 @@ class DurableReceiver:
     def readings(self) -> list[StoredReading]:
         return self.store.readings(self.session)
 
-    def history(self) -> list[dict[str, Any]]:
+    def history(self, stored: list[StoredReading] | None = None) -> list[dict[str, Any]]:
         """The events.jsonl records committed so far, in the order they came: each stored
         event knows its place (``seq``), the readings (rebuilt from the stored readings, in
-        the order they were received) fill the places between."""
+        the order they were received; ``stored`` when the caller has just read them) fill
+        the places between."""
         readings = sorted(
-            self.readings(), key=lambda r: (r.received_ms, r.delivery != "live", r.time_offset_min)
+            self.readings() if stored is None else stored,
+            key=lambda r: (r.received_ms, r.delivery != "live", r.time_offset_min),
         )
         pending = iter(reading_record(r) for r in readings)
         out: list[dict[str, Any]] = []

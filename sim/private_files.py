@@ -7,6 +7,7 @@ what the current user owns.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import stat
@@ -35,6 +36,25 @@ def private_file(path: pathlib.Path) -> None:
 def create_private(path: pathlib.Path) -> int:
     """A new file at ``path`` (none may exist), 0600 from its creation: its descriptor."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+
+
+def replace_private(path: pathlib.Path, text: str) -> None:
+    """``path`` holds ``text``, whole: written to a temporary file created 0600 beside it,
+    flushed to disk, then renamed over it (a reader, or a crash, never sees half of it)."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()  # a leftover of a crash: O_EXCL below must create the file afresh
+    fd = create_private(temp)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as output:
+            output.write(text)
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
 
 
 def _tighten(path: pathlib.Path, mode: int) -> None:

@@ -261,6 +261,11 @@ class Receiver:
         ends += [t for t in (self.failed_at_ms, self.stopped_at_ms) if t is not None]
         return min(ends)
 
+    def _synced_since(self, t_ms: int) -> bool:
+        """The sensor was last found holding nothing the receiver lacks at or after ``t_ms``."""
+        synced = self.collector.synced_at_ms
+        return synced is not None and synced >= t_ms
+
     def all_fetched(self) -> bool:
         """The sensor stopped measuring (session over, stopped or failed) and the receiver has
         synced with it since, or (the sensor gone after it stopped) holds every record up to
@@ -268,10 +273,9 @@ class Receiver:
         stopped = self._measuring_stopped_ms()
         if stopped is None:
             return False
-        collector = self.collector
-        synced = collector.synced_at_ms
-        if synced is not None and synced >= stopped:
+        if self._synced_since(stopped):
             return True
+        collector = self.collector
         last = collector.last_offset
         return (
             not collector.connected_now
@@ -291,8 +295,7 @@ class Receiver:
         if start is None or not self.collector.connected_now:
             return None
         stopped = self._measuring_stopped_ms()
-        synced = self.collector.synced_at_ms
-        if stopped is not None and synced is not None and synced >= stopped:
+        if stopped is not None and self._synced_since(stopped):
             return None
         profile = self.config.profile
         interval = profile.reading_interval_ms

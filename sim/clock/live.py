@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
+from firmware.profiles import MINUTE_MS
+
 
 class LiveClock:
     """Session milliseconds on the running loop: ``start_ms`` now, then ``speed`` x the loop."""
@@ -46,7 +48,7 @@ def clock_tolerance_ms(speed: float) -> int:
     time (``firmware.receiver.collector.CollectorConfig.clock_tolerance_ms``): a minute (the
     time offset's resolution) plus the air's latency, ``speed`` x faster in session time. At
     50000x, without it, a Status read 2 ms late looked like a new session."""
-    return 60_000 + session_ms(AIR_LATENCY_MS, speed)
+    return MINUTE_MS + session_ms(AIR_LATENCY_MS, speed)
 
 
 def session_ms(link_ms: int, speed: float) -> int:

@@ -24,10 +24,8 @@ of several devices; ``cgmsim bonds`` lists and deletes across them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import pathlib
 import time
 from collections.abc import Callable, Iterator, MutableSet
@@ -37,7 +35,7 @@ from typing import Any
 from bumble.device import Connection, Device
 from bumble.keys import JsonKeyStore, PairingKeys
 
-from sim.private_files import DIR_MODE, create_private
+from sim.private_files import DIR_MODE, replace_private
 
 logger = logging.getLogger(__name__)
 
@@ -231,20 +229,7 @@ def write_file(path: pathlib.Path, db: dict[str, dict[str, dict[str, Any]]]) -> 
     """Write ``db`` to ``path`` atomically through a temporary file created 0600."""
     if not path.parent.exists():
         path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        temp.unlink()  # a leftover of a crash: O_EXCL below must create the file afresh
-    fd = create_private(temp)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as output:
-            json.dump(db, output, sort_keys=True, indent=4)
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        raise
+    replace_private(path, json.dumps(db, sort_keys=True, indent=4))
 
 
 def bonds(path: pathlib.Path) -> list[Bond]:

@@ -25,7 +25,6 @@ import csv
 import datetime
 import io
 import json
-import os
 import pathlib
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from firmware.profiles import MINUTE_MS, DeviceProfile
 from firmware.receiver.receiver import Receiver
 from sim.durable import DurableReceiver, reading_record
 from sim.outputs import READINGS_COLUMNS
+from sim.private_files import replace_private
 
 MIN_INTERVAL_S = 1.0
 
@@ -70,15 +70,16 @@ class ReceiverFolder:
         """Write the three files now; returns the summary."""
         self._written_at = time.monotonic()
         shift_ms = receiver.session_start_ms or 0
-        history = self.keeper.history()
-        readings = sorted(self.keeper.readings(), key=lambda r: r.time_offset_min)
+        stored = self.keeper.readings()
+        history = self.keeper.history(stored)
+        readings = sorted(stored, key=lambda r: r.time_offset_min)
         events = "".join(
             json.dumps({**e, "t_min": e["t_min"] - shift_ms / MINUTE_MS}) + "\n" for e in history
         )
         summary = self._summary(receiver, now_ms - shift_ms, shift_ms, history, readings, extra)
-        _replace(self.out / "events.jsonl", events)
-        _replace(self.out / "readings.csv", self._readings_csv(readings))
-        _replace(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        replace_private(self.out / "events.jsonl", events)
+        replace_private(self.out / "readings.csv", self._readings_csv(readings))
+        replace_private(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
     def _readings_csv(self, readings: list[Any]) -> str:
@@ -165,12 +166,3 @@ class ReceiverFolder:
             },
             **{k: v for k, v in extra.items() if k not in ("duplicates", "this_run")},
         }
-
-
-def _replace(path: pathlib.Path, text: str) -> None:
-    """``path`` holds ``text``, whole: written beside it (private, as the folder), then renamed."""
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", newline="") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
