@@ -67,7 +67,7 @@ from sim.links.keystore import MAX_BONDS, HostBonds, SecureKeyStore, attach
 from sim.private_files import create_private, private_dir
 from sim.recording import RecordingReceiver, RecordingWriter, header
 from sim.rundir.receiver_folder import ReceiverFolder
-from sim.session.bookkeeping import AlertAcknowledged, Bookkeeper, event_json
+from sim.session.bookkeeping import Bookkeeper, acknowledge, event_json
 from sim.session.config import SimulationConfig
 from sim.session.engine import Engine
 from sim.store import ReceiverStore
@@ -550,9 +550,8 @@ async def _watch(
         acks = screen.update(now, core, link, records[:])
         records.clear()
         for alert in acks:
-            on_event(AlertAcknowledged(now, alert))
-            core.acknowledge(alert, now)
-            rx.drain()
+            if acknowledge(core, alert, now, on_event):
+                rx.drain()
         if not acks:
             await asyncio.sleep(FRAME_S)
 

@@ -232,14 +232,8 @@ class Bookkeeper:
         return alerts
 
     def press(self, receiver: Receiver, alert: AlertName, now_ms: int) -> bool:
-        """The user acknowledges ``alert`` if it still sounds unacknowledged; True if so (the
-        driver then moves what the receiver has to say)."""
-        engine = receiver.alerts
-        if engine is None or alert not in engine.active or engine.acknowledged(alert):
-            return False
-        self.on_event(AlertAcknowledged(now_ms, alert))
-        receiver.acknowledge(alert, now_ms)
-        return True
+        """The user acknowledges ``alert`` (``acknowledge``), noted here."""
+        return acknowledge(receiver, alert, now_ms, self.on_event)
 
     def counters(self) -> dict[str, Any]:
         progress: dict[str, Any] = {
@@ -312,6 +306,20 @@ class Bookkeeper:
             frame_errors=0 if receiver is None else receiver.collector.frame_errors,
             end_min=end_ms / MINUTE_MS,
         )
+
+
+def acknowledge(
+    receiver: Receiver, alert: AlertName, now_ms: int, on_event: Callable[[object], None]
+) -> bool:
+    """A person acknowledges ``alert`` if it still sounds unacknowledged: ``on_event`` gets the
+    ``AlertAcknowledged``, then the core takes it; True if so (the driver then moves what the
+    receiver has to say)."""
+    engine = receiver.alerts
+    if engine is None or alert not in engine.active or engine.acknowledged(alert):
+        return False
+    on_event(AlertAcknowledged(now_ms, alert))
+    receiver.acknowledge(alert, now_ms)
+    return True
 
 
 def recording_header(config: SimulationConfig, link: str) -> dict[str, Any]:
